@@ -1,0 +1,318 @@
+/* race: lost updates, and the ways to stop losing them.
+ *
+ * Every variant is one thread's whole job: `iters` increments of a shared count
+ * (or withdrawals from a shared account). lib/ starts the threads together,
+ * times them, and calls check() once they are joined. cl_tick() only counts
+ * progress for the watchdog. In the race-free loops, cl_compiler_barrier() keeps
+ * -O2 from folding the loop into a single add, so each iteration really stores. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "conclab.h"
+
+enum { WINDOW_US }; /* index of the chapter's own flag */
+
+/* volatile makes every access a real load or store, as in unoptimised code, so
+ * the race shows up at -O2. It does not make them atomic or ordered. */
+static volatile uint64_t racy_counter; /* none, window */
+static uint64_t counter;               /* mutex, spinlock: only touched under a lock */
+static _Atomic uint64_t atomic_counter;
+static pthread_mutex_t counter_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_spinlock_t counter_spin;
+
+struct padded {
+    _Alignas(64) uint64_t n; /* one counter per cache line */
+};
+static struct padded *shards;    /* sharded: one line per thread */
+static uint64_t *packed;         /* false-sharing: eight threads per line */
+static volatile int64_t balance; /* the bank account of check-then-act */
+static pthread_mutex_t account_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct padded *paid_out; /* withdrawals each thread was granted */
+
+/* [snippet none] */
+static void inc_none(struct cl_worker *w)
+{
+    for (uint64_t i = 0; i < w->iters; i++) {
+        racy_counter++; /* load, add, store: another thread can store in between */
+        cl_tick(w);
+    }
+}
+/* [end none] */
+
+/* [snippet split-atomic] */
+static void inc_split_atomic(struct cl_worker *w)
+{
+    for (uint64_t i = 0; i < w->iters; i++) {
+        uint64_t seen = atomic_load_explicit(&atomic_counter, memory_order_relaxed);
+        /* another thread's increment can land here, and is overwritten below */
+        atomic_store_explicit(&atomic_counter, seen + 1, memory_order_relaxed);
+        cl_tick(w);
+    }
+}
+/* [end split-atomic] */
+
+/* [snippet window] */
+static void inc_window(struct cl_worker *w)
+{
+    uint64_t window_ns = (uint64_t)w->run->opts->param[WINDOW_US] * 1000;
+    for (uint64_t i = 0; i < w->iters; i++) {
+        uint64_t seen = racy_counter; /* read */
+        uint64_t t = cl_span_begin(w);
+        cl_sleep_ns(window_ns); /* every other thread reads the same value meanwhile */
+        cl_span_end(w, CL_SPAN_WAIT, t);
+        racy_counter = seen + 1; /* write back: their increments vanish */
+        cl_tick(w);
+    }
+}
+/* [end window] */
+
+/* [snippet mutex] */
+static void inc_mutex(struct cl_worker *w)
+{
+    for (uint64_t i = 0; i < w->iters; i++) {
+        CL_PT(pthread_mutex_lock(&counter_lock));
+        counter++; /* only one thread at a time gets here */
+        CL_PT(pthread_mutex_unlock(&counter_lock));
+        cl_tick(w);
+    }
+}
+/* [end mutex] */
+
+/* [snippet spinlock] */
+static void inc_spinlock(struct cl_worker *w)
+{
+    for (uint64_t i = 0; i < w->iters; i++) {
+        CL_PT(pthread_spin_lock(&counter_spin)); /* waits by burning CPU, never sleeps */
+        counter++;
+        CL_PT(pthread_spin_unlock(&counter_spin));
+        cl_tick(w);
+    }
+}
+/* [end spinlock] */
+
+/* [snippet atomic] */
+static void inc_atomic(struct cl_worker *w)
+{
+    for (uint64_t i = 0; i < w->iters; i++) {
+        /* one indivisible read-modify-write (lock xadd on x86) */
+        atomic_fetch_add_explicit(&atomic_counter, 1, memory_order_relaxed);
+        cl_tick(w);
+    }
+}
+/* [end atomic] */
+
+/* [snippet sharded] */
+static void inc_sharded(struct cl_worker *w)
+{
+    uint64_t *mine = &shards[w->id].n; /* a cache line no other thread touches */
+    for (uint64_t i = 0; i < w->iters; i++) {
+        (*mine)++;
+        cl_compiler_barrier();
+        cl_tick(w);
+    }
+}
+
+static uint64_t read_sharded(int threads)
+{
+    uint64_t sum = 0; /* after the joins, so every shard is final */
+    for (int t = 0; t < threads; t++)
+        sum += shards[t].n;
+    return sum;
+}
+/* [end sharded] */
+
+/* [snippet false-sharing] */
+static void inc_false_sharing(struct cl_worker *w)
+{
+    uint64_t *mine = &packed[w->id]; /* private, but its cache line is not */
+    for (uint64_t i = 0; i < w->iters; i++) {
+        (*mine)++;
+        cl_compiler_barrier();
+        cl_tick(w);
+    }
+}
+/* [end false-sharing] */
+
+static uint64_t read_packed(int threads)
+{
+    uint64_t sum = 0;
+    for (int t = 0; t < threads; t++)
+        sum += packed[t];
+    return sum;
+}
+
+/* [snippet check-then-act] */
+static void withdraw_unlocked(struct cl_worker *w)
+{
+    uint64_t granted = 0;
+    for (uint64_t i = 0; i < w->iters; i++) {
+        if (balance >= 1) { /* check ... */
+            balance -= 1;   /* ... then act, on a balance that may have changed */
+            granted++;
+        }
+        cl_tick(w);
+    }
+    paid_out[w->id].n = granted;
+}
+/* [end check-then-act] */
+
+/* [snippet check-then-act-locked] */
+static void withdraw_locked(struct cl_worker *w)
+{
+    uint64_t granted = 0;
+    for (uint64_t i = 0; i < w->iters; i++) {
+        CL_PT(pthread_mutex_lock(&account_lock));
+        if (balance >= 1) { /* the check and the act are one step now */
+            balance -= 1;
+            granted++;
+        }
+        CL_PT(pthread_mutex_unlock(&account_lock));
+        cl_tick(w);
+    }
+    paid_out[w->id].n = granted;
+}
+/* [end check-then-act-locked] */
+
+static uint64_t read_racy(int threads)
+{
+    (void)threads;
+    return racy_counter;
+}
+
+static uint64_t read_locked(int threads)
+{
+    (void)threads;
+    return counter;
+}
+
+static uint64_t read_atomic(int threads)
+{
+    (void)threads;
+    return atomic_load(&atomic_counter);
+}
+
+/* How each variant's final count is read; NULL for the bank account. */
+struct counting {
+    uint64_t (*read)(int threads);
+};
+static const struct counting racy = {read_racy}, locked = {read_locked}, atomic = {read_atomic},
+                             sharded = {read_sharded}, false_shared = {read_packed}, bank = {NULL};
+
+#define N 1000000 /* default increments per thread: well under a second in all */
+
+static const struct cl_variant variants[] = {
+    {"none", CL_RACY, "counter++ from every thread, no synchronisation", inc_none, 2, N, 0, &racy},
+    {"split-atomic", CL_WRONG, "atomic load, then atomic store: no data race, still lost",
+     inc_split_atomic, 2, N, 0, &atomic},
+    {"window", CL_RACY, "read, sleep --window-us, write: the guides' lost update", inc_window, 10,
+     100, 10000, &racy},
+    {"mutex", CL_CORRECT, "a pthread mutex around the increment", inc_mutex, 2, N, 0, &locked},
+    {"spinlock", CL_CORRECT, "a pthread spinlock around the increment", inc_spinlock, 2, N, 0,
+     &locked},
+    {"atomic", CL_CORRECT, "atomic fetch-and-add", inc_atomic, 2, N, 0, &atomic},
+    {"sharded", CL_CORRECT, "a counter per thread on its own cache line, summed at the end",
+     inc_sharded, 2, N, 0, &sharded},
+    {"false-sharing", CL_CORRECT, "a counter per thread, all packed into one cache line",
+     inc_false_sharing, 2, N, 0, &false_shared},
+    {"check-then-act", CL_RACY, "if (balance >= 1) balance -= 1, unlocked: overdraws",
+     withdraw_unlocked, 2, N, 0, &bank},
+    {"check-then-act-locked", CL_CORRECT, "the same check and act under one mutex", withdraw_locked,
+     2, N, 0, &bank},
+};
+
+static const struct cl_param params[] = {
+    {"window-us", "the window variant's sleep between read and write, in microseconds", 100, 1,
+     100000},
+};
+
+/* The account starts with half of what all threads together try to withdraw. */
+static int64_t opening_balance(const struct cl_run *run)
+{
+    return (int64_t)((uint64_t)run->threads * run->iters / 2);
+}
+
+static void setup(const struct cl_run *run)
+{
+    racy_counter = 0;
+    counter = 0;
+    atomic_store(&atomic_counter, 0);
+    CL_PT(pthread_spin_init(&counter_spin, PTHREAD_PROCESS_PRIVATE));
+    shards = cl_xcalloc((size_t)run->threads, sizeof *shards);
+    packed = aligned_alloc(64, ((size_t)run->threads * sizeof *packed + 63) / 64 * 64);
+    if (packed == NULL)
+        cl_die(__FILE__, __LINE__, "aligned_alloc", errno);
+    for (int t = 0; t < run->threads; t++)
+        packed[t] = 0;
+    paid_out = cl_xcalloc((size_t)run->threads, sizeof *paid_out);
+    balance = opening_balance(run);
+}
+
+static void check_bank(const struct cl_run *run, struct cl_result *res)
+{
+    uint64_t granted = 0;
+    for (int t = 0; t < run->threads; t++)
+        granted += paid_out[t].n;
+    int64_t opening = opening_balance(run);
+    uint64_t excess = granted > (uint64_t)opening ? granted - (uint64_t)opening : 0;
+    char a[32], b[32];
+    res->exact = granted == (uint64_t)opening && balance == 0;
+    cl_metric_int(res, "opening", opening);
+    cl_metric_int(res, "paid_out", (long long)granted);
+    cl_metric_int(res, "balance", balance);
+    cl_metric_int(res, "overdrawn", (long long)excess);
+    if (res->exact)
+        cl_verdict(res, "paid out exactly the opening balance of %s; never overdrawn",
+                   cl_fmt_count((uint64_t)opening, a));
+    else
+        cl_verdict(res, "overdrawn: paid out %s more than the opening %s (final balance %lld)",
+                   cl_fmt_count(excess, a), cl_fmt_count((uint64_t)opening, b), (long long)balance);
+}
+
+static void check(const struct cl_run *run, struct cl_result *res)
+{
+    const struct counting *how = run->variant->data;
+    if (how->read == NULL)
+        check_bank(run, res);
+    else {
+        uint64_t expected = (uint64_t)run->threads * run->iters;
+        uint64_t final = how->read(run->threads);
+        uint64_t lost = expected > final ? expected - final : 0;
+        double pct = 100.0 * (double)lost / (double)expected;
+        char a[32], b[32];
+        res->exact = final == expected;
+        cl_metric_int(res, "final", (long long) final);
+        cl_metric_int(res, "expected", (long long)expected);
+        cl_metric_int(res, "lost", (long long)lost);
+        cl_metric_real(res, "lost_pct", pct);
+        if (res->exact)
+            cl_verdict(res, "exact: %s of %s increments counted", cl_fmt_count(final, a),
+                       cl_fmt_count(expected, b));
+        else
+            cl_verdict(res, "lost %s of %s increments (%.1f%%)", cl_fmt_count(lost, a),
+                       cl_fmt_count(expected, b), pct);
+    }
+    free(shards);
+    free(packed);
+    free(paid_out);
+    CL_PT(pthread_spin_destroy(&counter_spin));
+}
+
+static const struct cl_chapter race = {
+    .name = "race",
+    .look_for = "threads x iters increments should give exactly threads x iters; watch "
+                "which variants lose updates, and what the exact ones cost per operation",
+    .variants = variants,
+    .nvariants = sizeof variants / sizeof variants[0],
+    .params = params,
+    .nparams = sizeof params / sizeof params[0],
+    .timeout_s = 5,
+    .setup = setup,
+    .check = check,
+};
+
+int main(int argc, char **argv)
+{
+    return cl_main(&race, argc, argv);
+}

@@ -1,0 +1,53 @@
+/* What a chapter declares: its variants, their tags, its own flags and hooks. */
+#ifndef CL_CHAPTER_H
+#define CL_CHAPTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cl_worker;
+struct cl_run;
+struct cl_result;
+
+/* What a variant is meant to show (DESIGN.md, "Declared expectations"). */
+enum cl_tag {
+    CL_CORRECT = 1u << 0,    /* must produce the exact result */
+    CL_WRONG = 1u << 1,      /* a logic bug, reported as a wrong result */
+    CL_RACY = 1u << 2,       /* a data race that TSan reports */
+    CL_LOCK_ORDER = 1u << 3, /* inverted lock orders, reported by TSan and Helgrind */
+    CL_HANGS = 1u << 4,      /* ends through the watchdog with exit 3 */
+};
+
+struct cl_variant {
+    const char *name;
+    unsigned tags;
+    const char *desc;
+    void (*worker)(struct cl_worker *w); /* the lesson: one thread's whole job */
+    int threads;                         /* default thread count */
+    uint64_t iters;                      /* default operations per thread */
+    uint64_t max_iters;                  /* cap on --iters, 0 for none */
+    const void *data;                    /* the chapter's own per-variant data */
+};
+
+/* A chapter's own integer flag, such as --window-us. */
+struct cl_param {
+    const char *name; /* long option, without the dashes */
+    const char *help;
+    long long def, min, max;
+};
+
+struct cl_chapter {
+    const char *name;
+    const char *look_for; /* the header line: what to watch for */
+    const struct cl_variant *variants;
+    size_t nvariants;
+    const struct cl_param *params;
+    size_t nparams;
+    double timeout_s; /* default --timeout */
+    /* Hooks, each optional: reset shared state before the threads start, then
+     * judge the result after they are joined. */
+    void (*setup)(const struct cl_run *run);
+    void (*check)(const struct cl_run *run, struct cl_result *res);
+};
+
+#endif

@@ -1,0 +1,291 @@
+#include "cl_cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    OPT_VARIANT = 256,
+    OPT_THREADS,
+    OPT_ITERS,
+    OPT_SEED,
+    OPT_TIMEOUT,
+    OPT_JSON,
+    OPT_TRACE,
+    OPT_QUIET,
+    OPT_LIST,
+    OPT_HELP,
+    OPT_PARAM, /* the chapter's flags follow, one value each */
+};
+
+static const struct option common_options[] = {
+    {"variant", required_argument, NULL, OPT_VARIANT},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"iters", required_argument, NULL, OPT_ITERS},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"trace", required_argument, NULL, OPT_TRACE},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"list", no_argument, NULL, OPT_LIST},
+    {"help", no_argument, NULL, OPT_HELP},
+};
+#define NCOMMON (sizeof common_options / sizeof common_options[0])
+
+static int fail(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return CL_EXIT_USAGE;
+}
+
+/* A whole number in [min, max]; no sign games, no trailing junk. */
+static int parse_int(const char *prog, const char *flag, const char *s, long long min,
+                     long long max, long long *out, char *err, size_t len)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE)
+        return fail(err, len, "%s: --%s: '%s' is not a whole number (allowed: %lld to %lld)", prog,
+                    flag, s, min, max);
+    if (v < min || v > max)
+        return fail(err, len, "%s: --%s: %lld is out of range (allowed: %lld to %lld)", prog, flag,
+                    v, min, max);
+    *out = v;
+    return 0;
+}
+
+static int parse_variant(const struct cl_chapter *ch, const char *s, struct cl_opts *o, char *err,
+                         size_t len)
+{
+    if (strcmp(s, "all") == 0) {
+        o->variant = NULL;
+        return 0;
+    }
+    for (size_t i = 0; i < ch->nvariants; i++) {
+        if (strcmp(s, ch->variants[i].name) == 0) {
+            o->variant = &ch->variants[i];
+            return 0;
+        }
+    }
+    char names[1024] = "all";
+    for (size_t i = 0; i < ch->nvariants; i++) {
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof names - used, ", %s", ch->variants[i].name);
+    }
+    return fail(err, len, "%s: --variant: no variant '%s' (allowed: %s)", ch->name, s, names);
+}
+
+static int parse_timeout(const char *prog, const char *s, double *out, char *err, size_t len)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v))
+        return fail(err, len,
+                    "%s: --timeout: '%s' is not a number of seconds (allowed: above 0 "
+                    "to %g)",
+                    prog, s, CL_MAX_TIMEOUT);
+    if (v <= 0 || v > CL_MAX_TIMEOUT)
+        return fail(err, len, "%s: --timeout: %g is out of range (allowed: above 0 to %g)", prog, v,
+                    CL_MAX_TIMEOUT);
+    *out = v;
+    return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The flag as typed, without any "=value". */
+static const char *flag_name(const char *arg, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", arg);
+    buf[strcspn(buf, "=")] = '\0';
+    return buf;
+}
+
+/* One line describing what a flag accepts, for the "needs a value" error. */
+static void describe_range(const struct cl_chapter *ch, int code, char *buf, size_t len)
+{
+    switch (code) {
+    case OPT_THREADS:
+        snprintf(buf, len, "1 to %d", CL_MAX_THREADS);
+        break;
+    case OPT_ITERS:
+        snprintf(buf, len, "1 to %llu", CL_MAX_ITERS);
+        break;
+    case OPT_SEED:
+        snprintf(buf, len, "0 to %llu", (unsigned long long)UINT64_MAX);
+        break;
+    case OPT_TIMEOUT:
+        snprintf(buf, len, "seconds, above 0 to %g", CL_MAX_TIMEOUT);
+        break;
+    case OPT_VARIANT:
+        snprintf(buf, len, "a name from --list, or all");
+        break;
+    case OPT_TRACE:
+        snprintf(buf, len, "a file ending in .csv or .json");
+        break;
+    default: {
+        const struct cl_param *p = &ch->params[code - OPT_PARAM];
+        snprintf(buf, len, "%lld to %lld", p->min, p->max);
+    }
+    }
+}
+
+static int code_of(const struct option *opts, const char *flag)
+{
+    for (const struct option *o = opts; o->name != NULL; o++)
+        if (strcmp(flag + 2, o->name) == 0)
+            return o->val;
+    return 0;
+}
+
+int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts *o, char *err,
+             size_t errlen)
+{
+    const char *prog = ch->name;
+    struct option longopts[NCOMMON + CL_MAX_PARAMS + 1];
+    size_t n = 0;
+    for (; n < NCOMMON; n++)
+        longopts[n] = common_options[n];
+    for (size_t i = 0; i < ch->nparams && i < CL_MAX_PARAMS; i++, n++)
+        longopts[n] =
+            (struct option){ch->params[i].name, required_argument, NULL, OPT_PARAM + (int)i};
+    longopts[n] = (struct option){0};
+
+    *o = (struct cl_opts){.seed = 1, .timeout_s = ch->timeout_s};
+    for (size_t i = 0; i < ch->nparams && i < CL_MAX_PARAMS; i++)
+        o->param[i] = ch->params[i].def;
+
+    optind = 0; /* glibc: start afresh, so the parser can be called again */
+    opterr = 0; /* our own one-line messages instead of getopt's */
+    int c;
+    char flag[64], range[128];
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        long long v;
+        int rc = 0;
+        switch (c) {
+        case OPT_VARIANT:
+            rc = parse_variant(ch, optarg, o, err, errlen);
+            break;
+        case OPT_THREADS:
+            rc = parse_int(prog, "threads", optarg, 1, CL_MAX_THREADS, &v, err, errlen);
+            o->threads = (int)v;
+            break;
+        case OPT_ITERS:
+            rc = parse_int(prog, "iters", optarg, 1, (long long)CL_MAX_ITERS, &v, err, errlen);
+            o->iters = (uint64_t)v;
+            break;
+        case OPT_SEED: {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (optarg[0] == '-' || end == optarg || *end != '\0' || errno == ERANGE)
+                return fail(err, errlen,
+                            "%s: --seed: '%s' is not a whole number (allowed: 0 to %llu)", prog,
+                            optarg, (unsigned long long)UINT64_MAX);
+            o->seed = s;
+            break;
+        }
+        case OPT_TIMEOUT:
+            rc = parse_timeout(prog, optarg, &o->timeout_s, err, errlen);
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case OPT_TRACE:
+            if (!ends_with(optarg, ".csv") && !ends_with(optarg, ".json"))
+                return fail(err, errlen, "%s: --trace: '%s' must end in .csv or .json", prog,
+                            optarg);
+            o->trace = optarg;
+            break;
+        case OPT_QUIET:
+            o->quiet = true;
+            break;
+        case OPT_LIST:
+            o->list = true;
+            break;
+        case 'h':
+        case OPT_HELP:
+            o->help = true;
+            break;
+        case ':':
+            flag_name(argv[optind - 1], flag, sizeof flag);
+            describe_range(ch, code_of(longopts, flag), range, sizeof range);
+            return fail(err, errlen, "%s: %s needs a value (%s)", prog, flag, range);
+        case '?':
+            if (optopt != 0)
+                return fail(err, errlen, "%s: unknown option '-%c' (try --help)", prog, optopt);
+            return fail(err, errlen, "%s: unknown option '%s' (try --help)", prog,
+                        flag_name(argv[optind - 1], flag, sizeof flag));
+        default: {
+            const struct cl_param *p = &ch->params[c - OPT_PARAM];
+            rc = parse_int(prog, p->name, optarg, p->min, p->max, &o->param[c - OPT_PARAM], err,
+                           errlen);
+        }
+        }
+        if (rc != 0)
+            return rc;
+    }
+    if (optind < argc)
+        return fail(err, errlen, "%s: unexpected argument '%s' (try --help)", prog, argv[optind]);
+    if (o->trace != NULL && o->variant == NULL && !o->list && !o->help)
+        return fail(err, errlen, "%s: --trace: needs one --variant (allowed: a name from --list)",
+                    prog);
+    return 0;
+}
+
+const char *cl_tags_str(unsigned tags, char *buf, size_t len)
+{
+    static const struct {
+        unsigned tag;
+        const char *name;
+    } names[] = {{CL_CORRECT, "correct"},
+                 {CL_WRONG, "wrong"},
+                 {CL_RACY, "racy"},
+                 {CL_HANGS, "hangs"},
+                 {CL_LOCK_ORDER, "lock-order"}};
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (tags & names[i].tag) {
+            size_t used = strlen(buf);
+            snprintf(buf + used, len - used, "%s%s", used ? "," : "", names[i].name);
+        }
+    }
+    return buf;
+}
+
+void cl_usage(const struct cl_chapter *ch, FILE *out)
+{
+    fprintf(out,
+            "usage: %s [options]\n"
+            "%s\n\n"
+            "  --variant NAME|all  run one variant, or every one in turn (default: all)\n"
+            "  --threads N         threads (1 to %d; default: per variant)\n"
+            "  --iters N           operations per thread (1 to %llu; default: per variant)\n"
+            "  --seed N            random seed (default: 1)\n"
+            "  --timeout SEC       watchdog: exit 3 after SEC seconds with no progress "
+            "(default: %g)\n"
+            "  --json              one JSON object per variant run (JSON Lines)\n"
+            "  --trace FILE        per-thread intervals: FILE.csv for gnuplot, FILE.json for "
+            "Perfetto\n"
+            "  --quiet             print only the verdict lines\n"
+            "  --list              list the variants: name, tags, description\n"
+            "  --help              this text\n",
+            ch->name, ch->look_for, CL_MAX_THREADS, CL_MAX_ITERS, ch->timeout_s);
+    for (size_t i = 0; i < ch->nparams; i++)
+        fprintf(out, "  --%-17s %s (%lld to %lld; default: %lld)\n", ch->params[i].name,
+                ch->params[i].help, ch->params[i].min, ch->params[i].max, ch->params[i].def);
+    fprintf(out, "\nexit: 0 as documented, 1 a correct variant was wrong, 2 usage, 3 hang "
+                 "(watchdog), 130 interrupted\n");
+}

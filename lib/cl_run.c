@@ -1,0 +1,371 @@
+#include "cl_run.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cl_check.h"
+#include "cl_report.h"
+#include "cl_watchdog.h"
+
+/* Workers wait here until every thread exists, then start together: the
+ * overlap that makes a race visible. */
+static _Atomic bool gate_open;
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void catch_sigint(void)
+{
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigemptyset(&sa.sa_mask);
+    CL_SYS(sigaction(SIGINT, &sa, NULL));
+}
+
+bool cl_under_tsan(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    return true;
+#else
+    return false;
+#endif
+#else
+    return false;
+#endif
+}
+
+void cl_metric_int(struct cl_result *r, const char *name, long long value)
+{
+    if (r->nmetrics < CL_MAX_METRICS)
+        r->metrics[r->nmetrics++] = (struct cl_metric){name, (double)value, true};
+}
+
+void cl_metric_real(struct cl_result *r, const char *name, double value)
+{
+    if (r->nmetrics < CL_MAX_METRICS)
+        r->metrics[r->nmetrics++] = (struct cl_metric){name, value, false};
+}
+
+void cl_verdict(struct cl_result *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->verdict, sizeof r->verdict, fmt, ap);
+    va_end(ap);
+}
+
+static void *worker_main(void *arg)
+{
+    struct cl_worker *w = arg;
+    while (!atomic_load_explicit(&gate_open, memory_order_acquire))
+        sched_yield();
+    uint64_t start = cl_span_begin(w);
+    w->run->variant->worker(w);
+    cl_span_end(w, CL_SPAN_RUN, start);
+    atomic_store_explicit(&w->finished, true, memory_order_release);
+    return NULL;
+}
+
+static uint64_t total_progress(void *arg)
+{
+    const struct cl_run *run = arg;
+    uint64_t sum = 0;
+    for (int i = 0; i < run->threads; i++)
+        sum += atomic_load_explicit(&run->workers[i].progress, memory_order_relaxed);
+    return sum;
+}
+
+/* What the watchdog knows about each thread. */
+static void report_threads(int fd, void *arg)
+{
+    const struct cl_run *run = arg;
+    for (int i = 0; i < run->threads; i++) {
+        const struct cl_worker *w = &run->workers[i];
+        char done[32], of[32];
+        bool finished = atomic_load_explicit(&w->finished, memory_order_acquire);
+        dprintf(fd, "  T%d: %s of %s operations done, %s\n", i + 1,
+                cl_fmt_count(atomic_load_explicit(&w->progress, memory_order_relaxed), done),
+                cl_fmt_count(w->iters, of), finished ? "finished" : "stuck");
+    }
+}
+
+static bool was_interrupted(void *arg)
+{
+    (void)arg;
+    return interrupted != 0;
+}
+
+/* Ctrl-C: the partial result, then exit 130 without waiting for the workers. */
+static void stop_interrupted(void *arg)
+{
+    const struct cl_run *run = arg;
+    char done[32], of[32];
+    uint64_t total = (uint64_t)run->threads * run->iters;
+    fflush(stdout);
+    if (run->opts->json)
+        dprintf(STDOUT_FILENO,
+                "{\"chapter\":\"%s\",\"variant\":\"%s\",\"interrupted\":true,\"ops_done\":%llu,"
+                "\"exit\":%d}\n",
+                run->chapter->name, run->variant->name, (unsigned long long)total_progress(arg),
+                CL_EXIT_INTERRUPTED);
+    else
+        dprintf(STDOUT_FILENO, "%s: interrupted after %s of %s operations\n", run->variant->name,
+                cl_fmt_count(total_progress(arg), done), cl_fmt_count(total, of));
+    _exit(CL_EXIT_INTERRUPTED);
+}
+
+static int exit_code(const struct cl_variant *v, const struct cl_result *res)
+{
+    return (v->tags & CL_CORRECT) && !res->exact ? CL_EXIT_WRONG : CL_EXIT_OK;
+}
+
+static void print_json(const struct cl_run *run, const struct cl_result *res, int code)
+{
+    char tags[64], key[64];
+    struct cl_json j;
+    cl_json_begin(&j, stdout);
+    cl_json_str(&j, "chapter", run->chapter->name);
+    cl_json_str(&j, "variant", run->variant->name);
+    cl_json_array(&j, "tags");
+    cl_tags_str(run->variant->tags, tags, sizeof tags);
+    for (char *save = NULL, *t = strtok_r(tags, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        cl_json_str(&j, NULL, t);
+    cl_json_close(&j);
+    cl_json_int(&j, "threads", run->threads);
+    cl_json_object(&j, "params");
+    cl_json_int(&j, "iters", (long long)run->iters);
+    cl_json_int(&j, "seed", (long long)run->opts->seed);
+    cl_json_real(&j, "timeout_s", run->opts->timeout_s);
+    for (size_t i = 0; i < run->chapter->nparams; i++) {
+        /* JSON keys with underscores, so jq can say .params.window_us */
+        snprintf(key, sizeof key, "%s", run->chapter->params[i].name);
+        for (char *p = key; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        cl_json_int(&j, key, run->opts->param[i]);
+    }
+    cl_json_close(&j);
+    cl_json_real(&j, "wall_s", run->wall_s);
+    cl_json_int(&j, "ops", (long long)res->ops);
+    cl_json_real(&j, "ops_per_s", (double)res->ops / run->wall_s);
+    cl_json_real(&j, "ns_per_op", run->wall_s * 1e9 / (double)res->ops);
+    cl_json_object(&j, "metrics");
+    for (size_t i = 0; i < res->nmetrics; i++) {
+        if (res->metrics[i].integer)
+            cl_json_int(&j, res->metrics[i].name, (long long)res->metrics[i].value);
+        else
+            cl_json_real(&j, res->metrics[i].name, res->metrics[i].value);
+    }
+    cl_json_close(&j);
+    cl_json_bool(&j, "exact", res->exact);
+    cl_json_str(&j, "verdict", res->verdict);
+    cl_json_int(&j, "exit", code);
+    cl_json_end(&j);
+}
+
+static void print_human(const struct cl_run *run, const struct cl_result *res, bool capped)
+{
+    const struct cl_variant *v = run->variant;
+    if (run->opts->quiet) {
+        printf("%-22s %s\n", v->name, res->verdict);
+        return;
+    }
+    char tags[64], a[32], b[32];
+    printf("\n%s [%s]: %s\n", v->name, cl_tags_str(v->tags, tags, sizeof tags), v->desc);
+    printf("  %d thread%s x %s operations%s in %.4f s (%.1f ns/op)\n", run->threads,
+           run->threads == 1 ? "" : "s", cl_fmt_count(run->iters, a),
+           capped ? " (capped for this variant)" : "", run->wall_s,
+           run->wall_s * 1e9 / (double)res->ops);
+    for (size_t i = 0; i < res->nmetrics; i++) {
+        const struct cl_metric *m = &res->metrics[i];
+        if (m->integer && m->value >= 0)
+            printf("  %-12s %s\n", m->name, cl_fmt_count((uint64_t)m->value, b));
+        else if (m->integer)
+            printf("  %-12s -%s\n", m->name, cl_fmt_count((uint64_t)-m->value, b));
+        else
+            printf("  %-12s %.2f\n", m->name, m->value);
+    }
+    printf("  => %s\n", res->verdict);
+}
+
+int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
+                   const struct cl_variant *v)
+{
+    struct cl_run run = {.chapter = ch, .variant = v, .opts = opts};
+    run.threads = opts->threads ? opts->threads : v->threads;
+    run.iters = opts->iters ? opts->iters : v->iters;
+    bool capped = v->max_iters != 0 && run.iters > v->max_iters;
+    if (capped)
+        run.iters = v->max_iters;
+
+    FILE *trace_file = NULL;
+    if (opts->trace != NULL && (trace_file = fopen(opts->trace, "w")) == NULL) {
+        fprintf(stderr, "%s: --trace: cannot write '%s': %s\n", ch->name, opts->trace,
+                strerror(errno));
+        return CL_EXIT_USAGE;
+    }
+
+    size_t bytes = (size_t)run.threads * sizeof(struct cl_worker);
+    struct cl_worker *workers = aligned_alloc(_Alignof(struct cl_worker), bytes);
+    if (workers == NULL)
+        cl_die(__FILE__, __LINE__, "aligned_alloc", errno);
+    memset(workers, 0, bytes);
+    run.workers = workers;
+
+    struct cl_trace trace = {0};
+    if (trace_file != NULL)
+        cl_trace_init(&trace, run.threads, cl_now_ns());
+    for (int i = 0; i < run.threads; i++)
+        workers[i] = (struct cl_worker){
+            .id = i, .iters = run.iters, .run = &run, .trace = trace_file ? &trace.bufs[i] : NULL};
+    if (ch->setup != NULL)
+        ch->setup(&run);
+
+    catch_sigint();
+    atomic_store(&gate_open, false);
+    pthread_t *tids = cl_xcalloc((size_t)run.threads, sizeof *tids);
+    for (int i = 0; i < run.threads; i++) {
+        int rc = pthread_create(&tids[i], NULL, worker_main, &workers[i]);
+        if (rc != 0) {
+            fprintf(stderr, "%s: --threads: could start only %d of %d threads (%s)\n", ch->name, i,
+                    run.threads, strerror(rc));
+            _exit(CL_EXIT_USAGE); /* the started ones wait at the closed gate */
+        }
+    }
+
+    struct cl_watchdog wd;
+    cl_watchdog_start(&wd, &(struct cl_watchdog_cfg){.timeout_s = opts->timeout_s,
+                                                     .progress = total_progress,
+                                                     .report = report_threads,
+                                                     .interrupted = was_interrupted,
+                                                     .on_interrupt = stop_interrupted,
+                                                     .arg = &run,
+                                                     .fd = STDERR_FILENO});
+    uint64_t t0 = cl_now_ns();
+    if (trace_file != NULL)
+        trace.origin_ns = t0;
+    atomic_store_explicit(&gate_open, true, memory_order_release);
+    for (int i = 0; i < run.threads; i++)
+        CL_PT(pthread_join(tids[i], NULL));
+    run.wall_s = cl_seconds(cl_now_ns() - t0);
+    cl_watchdog_stop(&wd);
+
+    struct cl_result res = {.exact = true, .ops = (uint64_t)run.threads * run.iters};
+    if (ch->check != NULL)
+        ch->check(&run, &res);
+    int code = exit_code(v, &res);
+    if (opts->json)
+        print_json(&run, &res, code);
+    else
+        print_human(&run, &res, capped);
+
+    if (trace_file != NULL) {
+        if (cl_trace_is_csv(opts->trace))
+            cl_trace_write_csv(&trace, trace_file);
+        else
+            cl_trace_write_json(&trace, trace_file, ch->name);
+        fclose(trace_file);
+        cl_trace_free(&trace);
+    }
+    free(tids);
+    free(workers);
+    return code;
+}
+
+/* The status a variant's child should end with, given its tags and the build. */
+static bool as_declared(const struct cl_variant *v, int status)
+{
+    if (!WIFEXITED(status))
+        return false;
+    int code = WEXITSTATUS(status);
+    if (v->tags & CL_HANGS)
+        return code == CL_EXIT_HANG;
+    /* TSan turns exit 0 into 66 after a report: expected exactly where declared. */
+    if (cl_under_tsan() && (v->tags & (CL_RACY | CL_LOCK_ORDER)))
+        return code == CL_EXIT_OK || code == 66;
+    return code == CL_EXIT_OK;
+}
+
+static int run_all(const struct cl_chapter *ch, const struct cl_opts *opts)
+{
+    catch_sigint();
+    int failed = 0;
+    char names[512] = "";
+    for (size_t i = 0; i < ch->nvariants; i++) {
+        const struct cl_variant *v = &ch->variants[i];
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        CL_SYS(pid);
+        if (pid == 0) {
+            int code = cl_run_variant(ch, opts, v);
+            fflush(stdout);
+            _exit(code);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) == -1)
+            if (errno != EINTR)
+                cl_die(__FILE__, __LINE__, "waitpid", errno);
+        if (interrupted || (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_INTERRUPTED))
+            return CL_EXIT_INTERRUPTED;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_USAGE)
+            return CL_EXIT_USAGE;
+        if (!as_declared(v, status)) {
+            failed++;
+            size_t used = strlen(names);
+            if (WIFEXITED(status))
+                snprintf(names + used, sizeof names - used, " %s (exit %d)", v->name,
+                         WEXITSTATUS(status));
+            else
+                snprintf(names + used, sizeof names - used, " %s (signal %d)", v->name,
+                         WTERMSIG(status));
+        }
+    }
+    if (!opts->json) {
+        if (failed == 0)
+            printf("\nall %zu variants behaved as declared\n", ch->nvariants);
+        else
+            printf("\n%d of %zu variants did not behave as declared:%s\n", failed, ch->nvariants,
+                   names);
+    }
+    return failed == 0 ? CL_EXIT_OK : CL_EXIT_WRONG;
+}
+
+int cl_main(const struct cl_chapter *ch, int argc, char **argv)
+{
+    struct cl_opts opts;
+    char err[512];
+    if (cl_parse(ch, argc, argv, &opts, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return CL_EXIT_USAGE;
+    }
+    if (opts.help) {
+        cl_usage(ch, stdout);
+        return CL_EXIT_OK;
+    }
+    if (opts.list) {
+        char tags[64];
+        for (size_t i = 0; i < ch->nvariants; i++)
+            printf("%s\t%s\t%s\n", ch->variants[i].name,
+                   cl_tags_str(ch->variants[i].tags, tags, sizeof tags), ch->variants[i].desc);
+        return CL_EXIT_OK;
+    }
+    if (!opts.json && !opts.quiet)
+        printf("%s: %s\n", ch->name, ch->look_for);
+    if (opts.variant != NULL)
+        return cl_run_variant(ch, &opts, opts.variant);
+    return run_all(ch, &opts);
+}

@@ -1,0 +1,88 @@
+/* Running a chapter: threads behind a start gate, the watchdog, timing, the
+ * self-check and the output. A demo's main() is one call to cl_main(). */
+#ifndef CL_RUN_H
+#define CL_RUN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cl_chapter.h"
+#include "cl_cli.h"
+#include "cl_time.h"
+#include "cl_trace.h"
+
+/* One worker thread's view. Aligned to a cache line so that neighbouring
+ * workers' progress counters never share one. */
+struct cl_worker {
+    _Alignas(64) _Atomic uint64_t progress; /* completed operations: the watchdog reads it */
+    _Atomic bool finished;
+    int id; /* 0 .. threads-1 */
+    uint64_t iters;
+    const struct cl_run *run;
+    struct cl_trace_buf *trace; /* NULL unless --trace */
+};
+
+struct cl_run {
+    const struct cl_chapter *chapter;
+    const struct cl_variant *variant;
+    const struct cl_opts *opts;
+    int threads;
+    uint64_t iters; /* per thread, after defaults and caps */
+    struct cl_worker *workers;
+    double wall_s; /* from the open gate to the last join */
+};
+
+#define CL_MAX_METRICS 12
+
+struct cl_metric {
+    const char *name;
+    double value;
+    bool integer;
+};
+
+/* What a chapter's check hook fills in. */
+struct cl_result {
+    bool exact;   /* the result equals the reference; a correct variant must be */
+    uint64_t ops; /* operations in total, threads x iters unless the check says */
+    char verdict[256];
+    struct cl_metric metrics[CL_MAX_METRICS];
+    size_t nmetrics;
+};
+
+void cl_metric_int(struct cl_result *r, const char *name, long long value);
+void cl_metric_real(struct cl_result *r, const char *name, double value);
+__attribute__((format(printf, 2, 3))) void cl_verdict(struct cl_result *r, const char *fmt, ...);
+
+/* Count one completed operation. Only the owner writes its counter, so a
+ * relaxed load and store suffice: no locked instruction on the hot path. */
+static inline void cl_tick(struct cl_worker *w)
+{
+    uint64_t done = atomic_load_explicit(&w->progress, memory_order_relaxed);
+    atomic_store_explicit(&w->progress, done + 1, memory_order_relaxed);
+}
+
+/* Mark an interval for --trace; with tracing off, neither reads the clock. */
+static inline uint64_t cl_span_begin(const struct cl_worker *w)
+{
+    return w->trace != NULL ? cl_now_ns() : 0;
+}
+
+static inline void cl_span_end(struct cl_worker *w, enum cl_span_kind kind, uint64_t start_ns)
+{
+    if (w->trace != NULL)
+        cl_trace_add(w->trace, kind, start_ns, cl_now_ns());
+}
+
+/* True in a build with ThreadSanitizer, which changes exit codes after a report. */
+bool cl_under_tsan(void);
+
+/* Parse, then list, help, or run one variant or all of them (each in a forked
+ * child). Returns the exit status; the only place a demo's exit code is made. */
+int cl_main(const struct cl_chapter *ch, int argc, char **argv);
+
+/* Run one variant in this process and return its exit status. */
+int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
+                   const struct cl_variant *v);
+
+#endif

@@ -1,0 +1,88 @@
+#include "cl_trace.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cl_check.h"
+#include "cl_report.h"
+#include "cl_time.h"
+
+void cl_trace_init(struct cl_trace *t, int threads, uint64_t origin_ns)
+{
+    t->threads = threads;
+    t->origin_ns = origin_ns;
+    t->bufs = cl_xcalloc((size_t)threads, sizeof *t->bufs);
+    for (int i = 0; i < threads; i++) {
+        t->bufs[i].cap = CL_TRACE_CAP;
+        t->bufs[i].spans = cl_xcalloc(CL_TRACE_CAP, sizeof(struct cl_span));
+    }
+}
+
+void cl_trace_free(struct cl_trace *t)
+{
+    for (int i = 0; i < t->threads; i++)
+        free(t->bufs[i].spans);
+    free(t->bufs);
+    t->bufs = NULL;
+}
+
+void cl_trace_add(struct cl_trace_buf *b, enum cl_span_kind kind, uint64_t start_ns,
+                  uint64_t end_ns)
+{
+    if (b->len == b->cap) {
+        b->dropped++;
+        return;
+    }
+    b->spans[b->len++] = (struct cl_span){start_ns, end_ns, kind};
+}
+
+const char *cl_span_name(enum cl_span_kind kind)
+{
+    static const char *const names[] = {"run", "wait", "hold"};
+    return names[kind];
+}
+
+static double rel_s(const struct cl_trace *t, uint64_t ns)
+{
+    return cl_seconds(ns - t->origin_ns);
+}
+
+void cl_trace_write_csv(const struct cl_trace *t, FILE *f)
+{
+    fprintf(f, "thread,kind,start_s,end_s\n");
+    for (int i = 0; i < t->threads; i++)
+        for (size_t k = 0; k < t->bufs[i].len; k++) {
+            const struct cl_span *s = &t->bufs[i].spans[k];
+            fprintf(f, "%d,%s,%.9f,%.9f\n", i + 1, cl_span_name(s->kind), rel_s(t, s->start_ns),
+                    rel_s(t, s->end_ns));
+        }
+}
+
+void cl_trace_write_json(const struct cl_trace *t, FILE *f, const char *label)
+{
+    /* Chrome's trace-event format: complete ("X") events, times in microseconds. */
+    struct cl_json j;
+    cl_json_begin(&j, f);
+    cl_json_array(&j, "traceEvents");
+    for (int i = 0; i < t->threads; i++)
+        for (size_t k = 0; k < t->bufs[i].len; k++) {
+            const struct cl_span *s = &t->bufs[i].spans[k];
+            cl_json_object(&j, NULL);
+            cl_json_str(&j, "name", cl_span_name(s->kind));
+            cl_json_str(&j, "cat", label);
+            cl_json_str(&j, "ph", "X");
+            cl_json_real(&j, "ts", rel_s(t, s->start_ns) * 1e6);
+            cl_json_real(&j, "dur", cl_seconds(s->end_ns - s->start_ns) * 1e6);
+            cl_json_int(&j, "pid", 1);
+            cl_json_int(&j, "tid", i + 1);
+            cl_json_close(&j);
+        }
+    cl_json_close(&j);
+    cl_json_end(&j);
+}
+
+bool cl_trace_is_csv(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 4 && strcmp(path + n - 4, ".csv") == 0;
+}

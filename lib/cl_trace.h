@@ -1,0 +1,45 @@
+/* Per-thread intervals for the timeline: what each thread was doing, when.
+ * Each thread appends to its own buffer, so tracing takes no lock; with tracing
+ * off a span costs one predictable branch. */
+#ifndef CL_TRACE_H
+#define CL_TRACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum cl_span_kind { CL_SPAN_RUN, CL_SPAN_WAIT, CL_SPAN_HOLD };
+
+struct cl_span {
+    uint64_t start_ns, end_ns;
+    enum cl_span_kind kind;
+};
+
+struct cl_trace_buf {
+    struct cl_span *spans;
+    size_t len, cap;
+    uint64_t dropped; /* spans past cap are counted, not stored */
+};
+
+struct cl_trace {
+    struct cl_trace_buf *bufs; /* one per thread */
+    int threads;
+    uint64_t origin_ns; /* time zero of the file */
+};
+
+#define CL_TRACE_CAP 65536 /* spans kept per thread */
+
+void cl_trace_init(struct cl_trace *t, int threads, uint64_t origin_ns);
+void cl_trace_free(struct cl_trace *t);
+void cl_trace_add(struct cl_trace_buf *b, enum cl_span_kind kind, uint64_t start_ns,
+                  uint64_t end_ns);
+const char *cl_span_name(enum cl_span_kind kind);
+
+/* CSV (thread,kind,start_s,end_s) for gnuplot's timeline, or Chrome trace-event
+ * JSON for Perfetto; --trace picks by the file's extension. */
+bool cl_trace_is_csv(const char *path);
+void cl_trace_write_csv(const struct cl_trace *t, FILE *f);
+void cl_trace_write_json(const struct cl_trace *t, FILE *f, const char *label);
+
+#endif

@@ -1,0 +1,15 @@
+/* libconclab: everything a demo needs, in one include. */
+#ifndef CONCLAB_H
+#define CONCLAB_H
+
+#include "cl_chapter.h"
+#include "cl_check.h"
+#include "cl_cli.h"
+#include "cl_report.h"
+#include "cl_run.h"
+#include "cl_time.h"
+#include "cl_trace.h"
+#include "cl_watchdog.h"
+#include "cl_work.h"
+
+#endif
