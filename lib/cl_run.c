@@ -98,7 +98,7 @@ static void report_threads(int fd, void *arg)
         bool finished = atomic_load_explicit(&w->finished, memory_order_acquire);
         dprintf(fd, "  T%d: %s of %s operations done, %s\n", i + 1,
                 cl_fmt_count(atomic_load_explicit(&w->progress, memory_order_relaxed), done),
-                cl_fmt_count(w->iters, of), finished ? "finished" : "stuck");
+                cl_fmt_count(w->iters, of), finished ? "finished" : "not finished");
     }
 }
 
@@ -235,6 +235,9 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
         ch->setup(&run);
 
     catch_sigint();
+    /* The watchdog and Ctrl-C end the process with _exit(): flush what is printed
+     * so far now, since a stuck thread might hold stdout's lock later. */
+    fflush(stdout);
     atomic_store(&gate_open, false);
     pthread_t *tids = cl_xcalloc((size_t)run.threads, sizeof *tids);
     for (int i = 0; i < run.threads; i++) {
@@ -316,9 +319,14 @@ static int run_all(const struct cl_chapter *ch, const struct cl_opts *opts)
             _exit(code);
         }
         int status;
-        while (waitpid(pid, &status, 0) == -1)
+        while (waitpid(pid, &status, 0) == -1) {
             if (errno != EINTR)
                 cl_die(__FILE__, __LINE__, "waitpid", errno);
+            /* A terminal's Ctrl-C reaches the child too; a kill -INT of ours alone
+             * must still stop the child, which prints its partial result. */
+            if (interrupted)
+                kill(pid, SIGINT);
+        }
         if (interrupted || (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_INTERRUPTED))
             return CL_EXIT_INTERRUPTED;
         if (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_USAGE)

@@ -207,7 +207,7 @@ static const struct cl_variant variants[] = {
     {"split-atomic", CL_WRONG, "atomic load, then atomic store: no data race, still lost",
      inc_split_atomic, 2, N, 0, &atomic},
     {"window", CL_RACY, "read, sleep --window-us, write: the guides' lost update", inc_window, 10,
-     100, 10000, &racy},
+     100, 1000, &racy},
     {"mutex", CL_CORRECT, "a pthread mutex around the increment", inc_mutex, 2, N, 0, &locked},
     {"spinlock", CL_CORRECT, "a pthread spinlock around the increment", inc_spinlock, 2, N, 0,
      &locked},

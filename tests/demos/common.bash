@@ -1,0 +1,44 @@
+# Shared by the demo tests: paths, the build's sanitizer, and small helpers.
+bats_require_minimum_version 1.5.0
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+: "${CONCLAB_BUILD:?run through meson test}"
+SANITIZE="${CONCLAB_SANITIZE:-none}"
+
+demo() { # path of a demo program
+    echo "$CONCLAB_BUILD/demos/$1/$1"
+}
+
+under_tsan() { [ "$SANITIZE" = thread ]; }
+
+skip_under_tsan() { under_tsan && skip "${1:-not in the ThreadSanitizer build}" || true; }
+
+# The exit status of a run that includes a racy variant: 0, or TSan's 66 after its report.
+assert_racy_success() {
+    if under_tsan; then
+        [ "$status" -eq 66 ] || fail "exit $status, expected TSan's 66"
+    else
+        assert_success
+    fi
+}
+
+only_under_tsan() { under_tsan || skip "ThreadSanitizer build only"; }
+
+need_cores() { # a race needs real parallelism to show itself
+    [ "$(nproc)" -ge "${1:-2}" ] || skip "needs ${1:-2} cores"
+}
+
+# Variants of a demo whose tags include (or exclude, with !) a tag.
+variants_tagged() { # demo tag
+    local want="$2" neg=""
+    [ "${want#!}" != "$want" ] && { neg=1; want="${want#!}"; }
+    "$(demo "$1")" --list | awk -F'\t' -v t="$want" -v neg="$neg" '{
+        has = ("," $2 ",") ~ ("," t ",");
+        if ((has && !neg) || (!has && neg)) print $1 }'
+}
+
+# Field of a JSON line: json_field '.metrics.lost' "$line"
+json_field() {
+    jq -r "$1" <<<"$2"
+}
