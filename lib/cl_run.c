@@ -14,9 +14,58 @@
 #include "cl_report.h"
 #include "cl_watchdog.h"
 
-/* Workers wait here until every thread exists, then start together: the
- * overlap that makes a race visible. */
-static _Atomic bool gate_open;
+/* The start gate: workers wait until every thread exists, then start together,
+ * the overlap that makes a race visible. They sleep on a condition variable
+ * while the main thread creates the rest, then each spins until all have woken,
+ * so they start within microseconds of each other. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t opened;
+    bool open;
+    _Atomic int awake;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+
+static void gate_pass(const struct cl_run *run)
+{
+    CL_PT(pthread_mutex_lock(&gate.mu));
+    while (!gate.open)
+        CL_PT(pthread_cond_wait(&gate.opened, &gate.mu));
+    CL_PT(pthread_mutex_unlock(&gate.mu));
+    atomic_fetch_add_explicit(&gate.awake, 1, memory_order_acq_rel);
+    while (atomic_load_explicit(&gate.awake, memory_order_acquire) < run->threads)
+        if (!run->pinned) /* unpinned threads may share a core: let the others on */
+            sched_yield();
+}
+
+/* With no more threads than CPUs, give each its own: left to the scheduler, two
+ * threads woken together often queue on one core for a few milliseconds, long
+ * enough for a short loop to finish before the other starts (perfbook pins its
+ * counting benchmarks for the same reason). Returns whether it pinned. */
+static bool pin_workers(pthread_attr_t *attrs, int threads)
+{
+    cpu_set_t allowed;
+    CL_SYS(sched_getaffinity(0, sizeof allowed, &allowed));
+    if (threads > CPU_COUNT(&allowed))
+        return false;
+    int cpu = 0;
+    for (int i = 0; i < threads; i++, cpu++) {
+        while (!CPU_ISSET(cpu, &allowed))
+            cpu++;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        CL_PT(pthread_attr_setaffinity_np(&attrs[i], sizeof one, &one));
+    }
+    return true;
+}
+
+static void gate_open_all(void)
+{
+    CL_PT(pthread_mutex_lock(&gate.mu));
+    gate.open = true;
+    CL_PT(pthread_cond_broadcast(&gate.opened));
+    CL_PT(pthread_mutex_unlock(&gate.mu));
+}
 static volatile sig_atomic_t interrupted;
 
 static void on_sigint(int sig)
@@ -70,8 +119,7 @@ void cl_verdict(struct cl_result *r, const char *fmt, ...)
 static void *worker_main(void *arg)
 {
     struct cl_worker *w = arg;
-    while (!atomic_load_explicit(&gate_open, memory_order_acquire))
-        sched_yield();
+    gate_pass(w->run);
     uint64_t start = cl_span_begin(w);
     w->run->variant->worker(w);
     cl_span_end(w, CL_SPAN_RUN, start);
@@ -145,6 +193,7 @@ static void print_json(const struct cl_run *run, const struct cl_result *res, in
         cl_json_str(&j, NULL, t);
     cl_json_close(&j);
     cl_json_int(&j, "threads", run->threads);
+    cl_json_bool(&j, "pinned", run->pinned);
     cl_json_object(&j, "params");
     cl_json_int(&j, "iters", (long long)run->iters);
     cl_json_int(&j, "seed", (long long)run->opts->seed);
@@ -238,10 +287,13 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     /* The watchdog and Ctrl-C end the process with _exit(): flush what is printed
      * so far now, since a stuck thread might hold stdout's lock later. */
     fflush(stdout);
-    atomic_store(&gate_open, false);
     pthread_t *tids = cl_xcalloc((size_t)run.threads, sizeof *tids);
+    pthread_attr_t *attrs = cl_xcalloc((size_t)run.threads, sizeof *attrs);
+    for (int i = 0; i < run.threads; i++)
+        CL_PT(pthread_attr_init(&attrs[i]));
+    run.pinned = pin_workers(attrs, run.threads);
     for (int i = 0; i < run.threads; i++) {
-        int rc = pthread_create(&tids[i], NULL, worker_main, &workers[i]);
+        int rc = pthread_create(&tids[i], &attrs[i], worker_main, &workers[i]);
         if (rc != 0) {
             fprintf(stderr, "%s: --threads: could start only %d of %d threads (%s)\n", ch->name, i,
                     run.threads, strerror(rc));
@@ -260,7 +312,7 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     uint64_t t0 = cl_now_ns();
     if (trace_file != NULL)
         trace.origin_ns = t0;
-    atomic_store_explicit(&gate_open, true, memory_order_release);
+    gate_open_all();
     for (int i = 0; i < run.threads; i++)
         CL_PT(pthread_join(tids[i], NULL));
     run.wall_s = cl_seconds(cl_now_ns() - t0);
@@ -283,6 +335,9 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
         fclose(trace_file);
         cl_trace_free(&trace);
     }
+    for (int i = 0; i < run.threads; i++)
+        CL_PT(pthread_attr_destroy(&attrs[i]));
+    free(attrs);
     free(tids);
     free(workers);
     return code;

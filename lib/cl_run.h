@@ -30,6 +30,7 @@ struct cl_run {
     int threads;
     uint64_t iters; /* per thread, after defaults and caps */
     struct cl_worker *workers;
+    bool pinned;   /* one CPU per thread (when threads <= CPUs) */
     double wall_s; /* from the open gate to the last join */
 };
 

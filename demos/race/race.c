@@ -200,7 +200,7 @@ struct counting {
 static const struct counting racy = {read_racy}, locked = {read_locked}, atomic = {read_atomic},
                              sharded = {read_sharded}, false_shared = {read_packed}, bank = {NULL};
 
-#define N 1000000 /* default increments per thread: well under a second in all */
+#define N 1000000 /* default increments per thread: the whole run takes well under 1 s */
 
 static const struct cl_variant variants[] = {
     {"none", CL_RACY, "counter++ from every thread, no synchronisation", inc_none, 2, N, 0, &racy},

@@ -255,7 +255,8 @@ interrupt_after() { # seconds args...
     sleep "$delay"
     local t0=$(date +%s%N)
     kill -INT "$pid"
-    set +e; wait "$pid"; status=$?; set -e
+    status=0
+    wait "$pid" || status=$?
     elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
 }
 

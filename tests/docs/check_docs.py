@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""The doc test: the tutorial can never drift from the code.
+
+- A C block in tutorial/ must be introduced by `<!-- snippet: PATH NAME -->` and
+  equal, line for line, the region of PATH between `/* [snippet NAME] */` and
+  `/* [end NAME] */`.
+- Every `$ ` line of a ```console block runs from the source root, with `build/`
+  meaning the build under test, and must exit 0, or N where it ends in `# exit N`.
+- Every relative link and image in tutorial/ and README.md points at a file.
+"""
+import os
+import re
+import subprocess
+import sys
+
+SRC = os.environ["CONCLAB_SOURCE"]
+BUILD = os.environ["CONCLAB_BUILD"]
+TSAN = os.environ.get("CONCLAB_SANITIZE") == "thread"
+MARKER = re.compile(r"<!-- snippet: (\S+) (\S+) -->")
+EXIT = re.compile(r"#\s*exit (\d+)\s*$")
+LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
+failures = []
+
+
+def fail(where, msg):
+    failures.append(f"{where}: {msg}")
+
+
+def region(path, name):
+    lines = open(os.path.join(SRC, path)).read().split("\n")
+    begin, end = f"/* [snippet {name}] */", f"/* [end {name}] */"
+    try:
+        i = next(k for k, l in enumerate(lines) if l.strip() == begin)
+        j = next(k for k, l in enumerate(lines) if k > i and l.strip() == end)
+    except StopIteration:
+        return None
+    return lines[i + 1 : j]
+
+
+def blocks(lines):
+    """(start line, fence info, body lines, marker line before the fence)."""
+    k = 0
+    while k < len(lines):
+        m = re.match(r"^```(\w*)", lines[k])
+        if not m:
+            k += 1
+            continue
+        start, info = k, m.group(1)
+        k += 1
+        body = []
+        while k < len(lines) and not lines[k].startswith("```"):
+            body.append(lines[k])
+            k += 1
+        prev = next((lines[p] for p in range(start - 1, -1, -1) if lines[p].strip()), "")
+        yield start + 1, info, body, prev
+        k += 1
+
+
+def run_command(where, cmd):
+    m = EXIT.search(cmd)
+    want = int(m.group(1)) if m else 0
+    cmd = re.sub(r"(?<![\w/.-])build/", BUILD + "/", cmd)
+    try:
+        res = subprocess.run(["bash", "-c", cmd], cwd=SRC, capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        fail(where, f"timed out: {cmd}")
+        return
+    ok = res.returncode == want or (TSAN and want == 0 and res.returncode == 66)
+    if not ok:
+        err = res.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        fail(where, f"exit {res.returncode}, expected {want}: {cmd} {err}")
+
+
+def check_page(path):
+    rel = os.path.relpath(path, SRC)
+    text = open(path).read()
+    lines = text.split("\n")
+    for lineno, info, body, prev in blocks(lines):
+        where = f"{rel}:{lineno}"
+        marker = MARKER.match(prev.strip())
+        if info == "c":
+            if not marker:
+                fail(where, "a C block without a <!-- snippet: PATH NAME --> marker")
+                continue
+            want = region(marker.group(1), marker.group(2))
+            if want is None:
+                fail(where, f"no region {marker.group(2)} in {marker.group(1)}")
+            elif body != want:
+                fail(where, f"differs from {marker.group(1)} [{marker.group(2)}]")
+        elif info == "console":
+            for line in body:
+                if line.startswith("$ "):
+                    run_command(where, line[2:])
+    for m in LINK.finditer(text):
+        target = m.group(1)
+        if re.match(r"^[a-z]+:", target):
+            continue
+        if not os.path.exists(os.path.join(os.path.dirname(path), target)):
+            fail(rel, f"broken link: {target}")
+
+
+def main():
+    pages = [os.path.join(SRC, "README.md")]
+    tdir = os.path.join(SRC, "tutorial")
+    pages += sorted(os.path.join(tdir, f) for f in os.listdir(tdir) if f.endswith(".md"))
+    for page in pages:
+        check_page(page)
+    for f in failures:
+        print(f)
+    print(f"{len(pages)} pages checked, {len(failures)} problems")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
