@@ -1,5 +1,6 @@
 #include "cl_cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -51,7 +52,8 @@ static int parse_int(const char *prog, const char *flag, const char *s, long lon
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE)
+    bool digits_only = isdigit((unsigned char)s[s[0] == '-']); /* strtoll skips spaces, '+' */
+    if (!digits_only || end == s || *end != '\0' || errno == ERANGE)
         return fail(err, len, "%s: --%s: '%s' is not a whole number (allowed: %lld to %lld)", prog,
                     flag, s, min, max);
     if (v < min || v > max)
@@ -142,12 +144,12 @@ static void describe_range(const struct cl_chapter *ch, int code, char *buf, siz
     }
 }
 
-static int code_of(const struct option *opts, const char *flag)
+static const char *long_name(const struct option *opts, int code)
 {
     for (const struct option *o = opts; o->name != NULL; o++)
-        if (strcmp(flag + 2, o->name) == 0)
-            return o->val;
-    return 0;
+        if (o->val == code)
+            return o->name;
+    return "?";
 }
 
 int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts *o, char *err,
@@ -190,7 +192,8 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
             char *end;
             errno = 0;
             unsigned long long s = strtoull(optarg, &end, 10);
-            if (optarg[0] == '-' || end == optarg || *end != '\0' || errno == ERANGE)
+            /* strtoull would skip spaces and negate a '-' */
+            if (!isdigit((unsigned char)optarg[0]) || *end != '\0' || errno == ERANGE)
                 return fail(err, errlen,
                             "%s: --seed: '%s' is not a whole number (allowed: 0 to %llu)", prog,
                             optarg, (unsigned long long)UINT64_MAX);
@@ -219,11 +222,14 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
         case OPT_HELP:
             o->help = true;
             break;
-        case ':':
-            flag_name(argv[optind - 1], flag, sizeof flag);
-            describe_range(ch, code_of(longopts, flag), range, sizeof range);
-            return fail(err, errlen, "%s: %s needs a value (%s)", prog, flag, range);
+        case ':': /* glibc sets optopt to the option's code, even for "--thr" */
+            describe_range(ch, optopt, range, sizeof range);
+            return fail(err, errlen, "%s: --%s needs a value (%s)", prog,
+                        long_name(longopts, optopt), range);
         case '?':
+            if (optopt >= OPT_VARIANT) /* a known flag given a value it does not take */
+                return fail(err, errlen, "%s: --%s takes no value", prog,
+                            long_name(longopts, optopt));
             if (optopt != 0)
                 return fail(err, errlen, "%s: unknown option '-%c' (try --help)", prog, optopt);
             return fail(err, errlen, "%s: unknown option '%s' (try --help)", prog,

@@ -1,7 +1,10 @@
 #include "cl_report.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
+
+#include "cl_check.h"
 
 static void put_string(FILE *f, const char *s)
 {
@@ -33,6 +36,8 @@ static void member(struct cl_json *j, const char *key)
 
 static void open(struct cl_json *j, const char *key, char opener, char closer)
 {
+    if (j->depth + 1 >= CL_JSON_DEPTH)
+        cl_die(__FILE__, __LINE__, "cl_json: nesting deeper than CL_JSON_DEPTH", EOVERFLOW);
     member(j, key);
     fputc(opener, j->f);
     j->depth++;
@@ -80,6 +85,12 @@ void cl_json_int(struct cl_json *j, const char *key, long long value)
 {
     member(j, key);
     fprintf(j->f, "%lld", value);
+}
+
+void cl_json_uint(struct cl_json *j, const char *key, uint64_t value)
+{
+    member(j, key);
+    fprintf(j->f, "%llu", (unsigned long long)value);
 }
 
 void cl_json_real(struct cl_json *j, const char *key, double value)

@@ -24,6 +24,7 @@ void cl_json_array(struct cl_json *j, const char *key);
 void cl_json_close(struct cl_json *j);
 void cl_json_str(struct cl_json *j, const char *key, const char *value);
 void cl_json_int(struct cl_json *j, const char *key, long long value);
+void cl_json_uint(struct cl_json *j, const char *key, uint64_t value);
 void cl_json_real(struct cl_json *j, const char *key, double value); /* NaN, inf: null */
 void cl_json_bool(struct cl_json *j, const char *key, bool value);
 

@@ -59,6 +59,14 @@ static bool pin_workers(pthread_attr_t *attrs, int threads)
     return true;
 }
 
+static void gate_close(void)
+{
+    CL_PT(pthread_mutex_lock(&gate.mu));
+    gate.open = false;
+    atomic_store(&gate.awake, 0);
+    CL_PT(pthread_mutex_unlock(&gate.mu));
+}
+
 static void gate_open_all(void)
 {
     CL_PT(pthread_mutex_lock(&gate.mu));
@@ -66,12 +74,15 @@ static void gate_open_all(void)
     CL_PT(pthread_cond_broadcast(&gate.opened));
     CL_PT(pthread_mutex_unlock(&gate.mu));
 }
-static volatile sig_atomic_t interrupted;
+/* Set by the handler on whichever thread takes the signal, read by the watchdog
+ * thread: a lock-free atomic is safe in both places (volatile sig_atomic_t is
+ * only for a handler and the thread it interrupted). */
+static atomic_bool interrupted;
 
 static void on_sigint(int sig)
 {
     (void)sig;
-    interrupted = 1;
+    atomic_store_explicit(&interrupted, true, memory_order_relaxed);
 }
 
 static void catch_sigint(void)
@@ -153,7 +164,7 @@ static void report_threads(int fd, void *arg)
 static bool was_interrupted(void *arg)
 {
     (void)arg;
-    return interrupted != 0;
+    return atomic_load_explicit(&interrupted, memory_order_relaxed);
 }
 
 /* Ctrl-C: the partial result, then exit 130 without waiting for the workers. */
@@ -196,7 +207,7 @@ static void print_json(const struct cl_run *run, const struct cl_result *res, in
     cl_json_bool(&j, "pinned", run->pinned);
     cl_json_object(&j, "params");
     cl_json_int(&j, "iters", (long long)run->iters);
-    cl_json_int(&j, "seed", (long long)run->opts->seed);
+    cl_json_uint(&j, "seed", run->opts->seed);
     cl_json_real(&j, "timeout_s", run->opts->timeout_s);
     for (size_t i = 0; i < run->chapter->nparams; i++) {
         /* JSON keys with underscores, so jq can say .params.window_us */
@@ -287,6 +298,7 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     /* The watchdog and Ctrl-C end the process with _exit(): flush what is printed
      * so far now, since a stuck thread might hold stdout's lock later. */
     fflush(stdout);
+    gate_close();
     pthread_t *tids = cl_xcalloc((size_t)run.threads, sizeof *tids);
     pthread_attr_t *attrs = cl_xcalloc((size_t)run.threads, sizeof *attrs);
     for (int i = 0; i < run.threads; i++)
@@ -379,10 +391,11 @@ static int run_all(const struct cl_chapter *ch, const struct cl_opts *opts)
                 cl_die(__FILE__, __LINE__, "waitpid", errno);
             /* A terminal's Ctrl-C reaches the child too; a kill -INT of ours alone
              * must still stop the child, which prints its partial result. */
-            if (interrupted)
+            if (atomic_load_explicit(&interrupted, memory_order_relaxed))
                 kill(pid, SIGINT);
         }
-        if (interrupted || (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_INTERRUPTED))
+        if (atomic_load_explicit(&interrupted, memory_order_relaxed) ||
+            (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_INTERRUPTED))
             return CL_EXIT_INTERRUPTED;
         if (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_USAGE)
             return CL_EXIT_USAGE;
