@@ -18,3 +18,12 @@ void *cl_xcalloc(size_t n, size_t size)
         cl_die(__FILE__, __LINE__, "calloc", errno);
     return p;
 }
+
+void *cl_xaligned_calloc(size_t align, size_t n, size_t size)
+{
+    size_t bytes = (n * size + align - 1) / align * align;
+    void *p = aligned_alloc(align, bytes);
+    if (p == NULL)
+        cl_die(__FILE__, __LINE__, "aligned_alloc", errno);
+    return memset(p, 0, bytes);
+}

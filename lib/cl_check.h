@@ -26,6 +26,10 @@ _Noreturn void cl_die(const char *file, int line, const char *call, int err);
 /* calloc that dies instead of returning NULL. */
 void *cl_xcalloc(size_t n, size_t size);
 
+/* Zeroed memory for n objects of `size` bytes aligned to `align` (a cache line,
+ * say), rounded up to a whole number of alignments; dies instead of NULL. */
+void *cl_xaligned_calloc(size_t align, size_t n, size_t size);
+
 /* Keeps the compiler from merging or hoisting memory accesses across this point,
  * so a loop body really loads and stores every iteration at -O2. It emits no
  * instruction and orders nothing between threads. */

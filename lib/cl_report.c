@@ -34,7 +34,7 @@ static void member(struct cl_json *j, const char *key)
     }
 }
 
-static void open(struct cl_json *j, const char *key, char opener, char closer)
+static void json_open(struct cl_json *j, const char *key, char opener, char closer)
 {
     if (j->depth + 1 >= CL_JSON_DEPTH)
         cl_die(__FILE__, __LINE__, "cl_json: nesting deeper than CL_JSON_DEPTH", EOVERFLOW);
@@ -49,7 +49,7 @@ void cl_json_begin(struct cl_json *j, FILE *f)
 {
     *j = (struct cl_json){.f = f};
     j->first[0] = true;
-    open(j, NULL, '{', '}');
+    json_open(j, NULL, '{', '}');
 }
 
 void cl_json_end(struct cl_json *j)
@@ -61,12 +61,12 @@ void cl_json_end(struct cl_json *j)
 
 void cl_json_object(struct cl_json *j, const char *key)
 {
-    open(j, key, '{', '}');
+    json_open(j, key, '{', '}');
 }
 
 void cl_json_array(struct cl_json *j, const char *key)
 {
-    open(j, key, '[', ']');
+    json_open(j, key, '[', ']');
 }
 
 void cl_json_close(struct cl_json *j)

@@ -167,22 +167,27 @@ static bool was_interrupted(void *arg)
     return atomic_load_explicit(&interrupted, memory_order_relaxed);
 }
 
-/* Ctrl-C: the partial result, then exit 130 without waiting for the workers. */
+/* Ctrl-C: the partial result, then exit 130 without waiting for the workers.
+ * Runs on the watchdog thread; workers never print, so stdout is free. */
 static void stop_interrupted(void *arg)
 {
     const struct cl_run *run = arg;
-    char done[32], of[32];
-    uint64_t total = (uint64_t)run->threads * run->iters;
+    uint64_t done = total_progress(arg), total = (uint64_t)run->threads * run->iters;
+    if (run->opts->json) {
+        struct cl_json j;
+        cl_json_begin(&j, stdout);
+        cl_json_str(&j, "chapter", run->chapter->name);
+        cl_json_str(&j, "variant", run->variant->name);
+        cl_json_bool(&j, "interrupted", true);
+        cl_json_uint(&j, "ops_done", done);
+        cl_json_int(&j, "exit", CL_EXIT_INTERRUPTED);
+        cl_json_end(&j);
+    } else {
+        char a[32], b[32];
+        printf("%s: interrupted after %s of %s operations\n", run->variant->name,
+               cl_fmt_count(done, a), cl_fmt_count(total, b));
+    }
     fflush(stdout);
-    if (run->opts->json)
-        dprintf(STDOUT_FILENO,
-                "{\"chapter\":\"%s\",\"variant\":\"%s\",\"interrupted\":true,\"ops_done\":%llu,"
-                "\"exit\":%d}\n",
-                run->chapter->name, run->variant->name, (unsigned long long)total_progress(arg),
-                CL_EXIT_INTERRUPTED);
-    else
-        dprintf(STDOUT_FILENO, "%s: interrupted after %s of %s operations\n", run->variant->name,
-                cl_fmt_count(total_progress(arg), done), cl_fmt_count(total, of));
     _exit(CL_EXIT_INTERRUPTED);
 }
 
@@ -278,11 +283,8 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
         return CL_EXIT_USAGE;
     }
 
-    size_t bytes = (size_t)run.threads * sizeof(struct cl_worker);
-    struct cl_worker *workers = aligned_alloc(_Alignof(struct cl_worker), bytes);
-    if (workers == NULL)
-        cl_die(__FILE__, __LINE__, "aligned_alloc", errno);
-    memset(workers, 0, bytes);
+    struct cl_worker *workers =
+        cl_xaligned_calloc(_Alignof(struct cl_worker), (size_t)run.threads, sizeof *workers);
     run.workers = workers;
 
     struct cl_trace trace = {0};

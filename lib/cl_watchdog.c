@@ -10,7 +10,7 @@
 #include "cl_time.h"
 
 /* Look at least this often, so Ctrl-C is answered well within a second. */
-#define POLL_NS (100 * 1000 * 1000ull)
+#define POLL_NS 100000000ull
 
 static void *watch(void *arg)
 {

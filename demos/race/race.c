@@ -14,6 +14,7 @@
 
 enum { WINDOW_US }; /* index of the chapter's own flag */
 
+/* [snippet state] */
 /* volatile makes every access a real load or store, as in unoptimised code, so
  * the race shows up at -O2. It does not make them atomic or ordered. */
 static volatile uint64_t racy_counter; /* none, window */
@@ -30,6 +31,7 @@ static uint64_t *packed;         /* false-sharing: eight threads per line */
 static volatile int64_t balance; /* the bank account of check-then-act */
 static pthread_mutex_t account_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct padded *paid_out; /* withdrawals each thread was granted */
+/* [end state] */
 
 /* [snippet none] */
 static void inc_none(struct cl_worker *w)
@@ -240,11 +242,7 @@ static void setup(const struct cl_run *run)
     atomic_store(&atomic_counter, 0);
     CL_PT(pthread_spin_init(&counter_spin, PTHREAD_PROCESS_PRIVATE));
     shards = cl_xcalloc((size_t)run->threads, sizeof *shards);
-    packed = aligned_alloc(64, ((size_t)run->threads * sizeof *packed + 63) / 64 * 64);
-    if (packed == NULL)
-        cl_die(__FILE__, __LINE__, "aligned_alloc", errno);
-    for (int t = 0; t < run->threads; t++)
-        packed[t] = 0;
+    packed = cl_xaligned_calloc(64, (size_t)run->threads, sizeof *packed);
     paid_out = cl_xcalloc((size_t)run->threads, sizeof *paid_out);
     balance = opening_balance(run);
 }
@@ -256,7 +254,7 @@ static void check_bank(const struct cl_run *run, struct cl_result *res)
         granted += paid_out[t].n;
     int64_t opening = opening_balance(run);
     uint64_t excess = granted > (uint64_t)opening ? granted - (uint64_t)opening : 0;
-    char a[32], b[32];
+    char a[32];
     res->exact = granted == (uint64_t)opening && balance == 0;
     cl_metric_int(res, "opening", opening);
     cl_metric_int(res, "paid_out", (long long)granted);
@@ -265,9 +263,11 @@ static void check_bank(const struct cl_run *run, struct cl_result *res)
     if (res->exact)
         cl_verdict(res, "paid out exactly the opening balance of %s; never overdrawn",
                    cl_fmt_count((uint64_t)opening, a));
-    else
+    else {
+        char b[32];
         cl_verdict(res, "overdrawn: paid out %s more than the opening %s (final balance %lld)",
                    cl_fmt_count(excess, a), cl_fmt_count((uint64_t)opening, b), (long long)balance);
+    }
 }
 
 static void check(const struct cl_run *run, struct cl_result *res)
