@@ -3,7 +3,8 @@
 
 - A C block in tutorial/ must be introduced by `<!-- snippet: PATH NAME -->` and
   equal, line for line, the region of PATH between `/* [snippet NAME] */` and
-  `/* [end NAME] */`.
+  `/* [end NAME] */`; or by `<!-- solution -->` (an exercise's answer, in no
+  source file), and then it must compile against lib/.
 - Every `$ ` line of a ```console block runs from the source root, with `build/`
   meaning the build under test, and must exit 0, or N where it ends in `# exit N`.
 - Every relative link and image in tutorial/ and README.md points at a file.
@@ -12,11 +13,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 SRC = os.environ["CONCLAB_SOURCE"]
 BUILD = os.environ["CONCLAB_BUILD"]
 TSAN = os.environ.get("CONCLAB_SANITIZE") == "thread"
 MARKER = re.compile(r"<!-- snippet: (\S+) (\S+) -->")
+SOLUTION = "<!-- solution -->"
+SOLUTION_PRELUDE = "#include <stdatomic.h>\n#include <stdint.h>\n#include \"conclab.h\"\n"
 EXIT = re.compile(r"#\s*exit (\d+)\s*$")
 LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
 failures = []
@@ -41,15 +45,16 @@ def blocks(lines):
     """(start line, fence info, body lines, marker line before the fence)."""
     k = 0
     while k < len(lines):
-        m = re.match(r"^```(\w*)", lines[k])
+        m = re.match(r"^(\s*)```(\w*)", lines[k])
         if not m:
             k += 1
             continue
-        start, info = k, m.group(1)
+        start, indent, info = k, m.group(1), m.group(2)
         k += 1
         body = []
-        while k < len(lines) and not lines[k].startswith("```"):
-            body.append(lines[k])
+        while k < len(lines) and not lines[k].strip().startswith("```"):
+            line = lines[k]  # a block inside a list item is indented with it
+            body.append(line[len(indent):] if line.startswith(indent) else line)
             k += 1
         prev = next((lines[p] for p in range(start - 1, -1, -1) if lines[p].strip()), "")
         yield start + 1, info, body, prev
@@ -71,6 +76,17 @@ def run_command(where, cmd):
         fail(where, f"exit {res.returncode}, expected {want}: {cmd} {err}")
 
 
+def compiles(where, body):
+    with tempfile.NamedTemporaryFile("w", suffix=".c") as f:
+        f.write(SOLUTION_PRELUDE + "\n".join(body) + "\n")
+        f.flush()
+        res = subprocess.run(["cc", "-std=c17", "-D_GNU_SOURCE", "-Wall", "-Werror", "-fsyntax-only",
+                              "-Wno-unused-function", "-I", os.path.join(SRC, "lib"), f.name],
+                             capture_output=True)
+    if res.returncode != 0:
+        fail(where, "solution does not compile: " + res.stderr.decode(errors="replace")[:500])
+
+
 def check_page(path):
     rel = os.path.relpath(path, SRC)
     text = open(path).read()
@@ -78,9 +94,11 @@ def check_page(path):
     for lineno, info, body, prev in blocks(lines):
         where = f"{rel}:{lineno}"
         marker = MARKER.match(prev.strip())
-        if info == "c":
+        if info == "c" and prev.strip() == SOLUTION:
+            compiles(where, body)
+        elif info == "c":
             if not marker:
-                fail(where, "a C block without a <!-- snippet: PATH NAME --> marker")
+                fail(where, "a C block without a <!-- snippet: PATH NAME --> or <!-- solution -->")
                 continue
             want = region(marker.group(1), marker.group(2))
             if want is None:
