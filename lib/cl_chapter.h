@@ -44,10 +44,19 @@ struct cl_chapter {
     const struct cl_param *params;
     size_t nparams;
     double timeout_s; /* default --timeout */
-    /* Hooks, each optional: reset shared state before the threads start, then
-     * judge the result after they are joined. */
+    /* Hooks, each optional.
+     * prepare: adjust the run once the defaults are applied (threads = producers +
+     *   consumers, say), or refuse a combination: return nonzero with one line
+     *   in err naming the flags, and the demo exits 2.
+     * setup: reset the shared state before the threads start.
+     * check: judge the result after the threads are joined.
+     * report: after the watchdog's per-thread lines, the chapter's own state
+     *   (who holds which lock, how full the buffer is). It runs while workers are
+     *   stuck, so it must take no lock they might hold: read atomics only. */
+    int (*prepare)(struct cl_run *run, char *err, size_t errlen);
     void (*setup)(const struct cl_run *run);
     void (*check)(const struct cl_run *run, struct cl_result *res);
+    void (*report)(int fd, const struct cl_run *run);
 };
 
 #endif

@@ -155,10 +155,16 @@ static void report_threads(int fd, void *arg)
         const struct cl_worker *w = &run->workers[i];
         char done[32], of[32];
         bool finished = atomic_load_explicit(&w->finished, memory_order_acquire);
+        const char *status = atomic_load_explicit(&w->status, memory_order_relaxed);
         dprintf(fd, "  T%d: %s of %s operations done, %s\n", i + 1,
                 cl_fmt_count(atomic_load_explicit(&w->progress, memory_order_relaxed), done),
-                cl_fmt_count(w->iters, of), finished ? "finished" : "not finished");
+                cl_fmt_count(w->iters, of),
+                finished         ? "finished"
+                : status != NULL ? status
+                                 : "not finished");
     }
+    if (run->chapter->report != NULL)
+        run->chapter->report(fd, run);
 }
 
 static bool was_interrupted(void *arg)
@@ -275,6 +281,11 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     bool capped = v->max_iters != 0 && run.iters > v->max_iters;
     if (capped)
         run.iters = v->max_iters;
+    char err[512];
+    if (ch->prepare != NULL && ch->prepare(&run, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return CL_EXIT_USAGE;
+    }
 
     FILE *trace_file = NULL;
     if (opts->trace != NULL && (trace_file = fopen(opts->trace, "w")) == NULL) {
@@ -291,8 +302,12 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     if (trace_file != NULL)
         cl_trace_init(&trace, run.threads, cl_now_ns());
     for (int i = 0; i < run.threads; i++)
-        workers[i] = (struct cl_worker){
-            .id = i, .iters = run.iters, .run = &run, .trace = trace_file ? &trace.bufs[i] : NULL};
+        workers[i] =
+            (struct cl_worker){.id = i,
+                               .rng = opts->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(i + 1)),
+                               .iters = run.iters,
+                               .run = &run,
+                               .trace = trace_file ? &trace.bufs[i] : NULL};
     if (ch->setup != NULL)
         ch->setup(&run);
 

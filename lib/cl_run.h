@@ -17,7 +17,9 @@
 struct cl_worker {
     _Alignas(64) _Atomic uint64_t progress; /* completed operations: the watchdog reads it */
     _Atomic bool finished;
-    int id; /* 0 .. threads-1 */
+    _Atomic(const char *) status; /* what it waits for, for the watchdog; NULL: running */
+    int id;                       /* 0 .. threads-1 */
+    uint64_t rng;                 /* cl_rand()'s state, seeded from --seed and id */
     uint64_t iters;
     const struct cl_run *run;
     struct cl_trace_buf *trace; /* NULL unless --trace */
@@ -61,6 +63,23 @@ static inline void cl_tick(struct cl_worker *w)
 {
     uint64_t done = atomic_load_explicit(&w->progress, memory_order_relaxed);
     atomic_store_explicit(&w->progress, done + 1, memory_order_relaxed);
+}
+
+/* Say what this thread is about to wait for ("waits for fork 2"), or NULL once
+ * it runs again; the watchdog prints it. The string must outlive the run. */
+static inline void cl_status(struct cl_worker *w, const char *what)
+{
+    atomic_store_explicit(&w->status, what, memory_order_relaxed);
+}
+
+/* A per-thread pseudo-random number (splitmix64): the same --seed gives every
+ * thread the same sequence on every run, with no shared state. */
+static inline uint64_t cl_rand(struct cl_worker *w)
+{
+    uint64_t z = (w->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }
 
 /* Mark an interval for --trace; with tracing off, neither reads the clock. */

@@ -50,6 +50,7 @@ static void stuck_worker(struct cl_worker *w)
         cl_tick(w);
     if (behaviour_of(w->run)->interrupt)
         raise(SIGINT); /* Ctrl-C, delivered to this thread */
+    cl_status(w, "waits for stuck_lock");
     pthread_mutex_lock(&stuck_lock);
     pthread_mutex_unlock(&stuck_lock);
 }
@@ -118,6 +119,23 @@ static struct cl_chapter pair_chapter(int first, int second)
     return ch;
 }
 
+/* The chapter's own watchdog report, and a prepare hook that derives the thread
+ * count (as producers + consumers would) or refuses more than 4. */
+static void report_state(int fd, const struct cl_run *run)
+{
+    dprintf(fd, "  stuck_lock: held by setup, %d waiting\n", run->threads);
+}
+
+static int prepare_double(struct cl_run *run, char *err, size_t errlen)
+{
+    if (run->threads > 4) {
+        snprintf(err, errlen, "unit: --threads: at most 4 here (got %d)", run->threads);
+        return 1;
+    }
+    run->threads *= 2;
+    return 0;
+}
+
 /* ---- running things in a child ---- */
 
 struct job {
@@ -167,6 +185,59 @@ static void run_main(const struct cl_chapter *ch, const char *const *args, struc
 static struct child kid;
 
 /* ---- cl_run_variant ---- */
+
+static void test_prepare_adjusts_or_refuses(void **state)
+{
+    (void)state;
+    struct cl_chapter ch = unit_chapter;
+    ch.prepare = prepare_double;
+    struct cl_opts o = default_opts();
+    o.json = true;
+    o.threads = 3;
+    struct job j = {.ch = &ch, .opts = o, .v = &variants[COUNT]};
+    run_child(run_variant_child, &j, LIMIT_S, &kid);
+    assert_child_exit(&kid, CL_EXIT_OK);
+    assert_json_field(kid.out, "threads", "6");
+    assert_json_field(kid.out, "count", "6000");
+
+    j.opts.threads = 5;
+    run_child(run_variant_child, &j, LIMIT_S, &kid);
+    assert_child_exit(&kid, CL_EXIT_USAGE);
+    assert_string_equal(kid.err, "unit: --threads: at most 4 here (got 5)\n");
+    assert_string_equal(kid.out, "");
+}
+
+/* The watchdog prints what each thread said it waits for, then the chapter's report. */
+static void test_watchdog_prints_status_and_chapter_report(void **state)
+{
+    (void)state;
+    struct cl_chapter ch = unit_chapter;
+    ch.report = report_state;
+    struct cl_opts o = default_opts();
+    o.timeout_s = 0.3;
+    struct job j = {.ch = &ch, .opts = o, .v = &variants[STUCK]};
+    run_child(run_variant_child, &j, LIMIT_S, &kid);
+    assert_child_exit(&kid, CL_EXIT_HANG);
+    assert_contains(kid.err, "  T1: 5 of 10 operations done, waits for stuck_lock\n");
+    assert_contains(kid.err, "  T2: 5 of 10 operations done, waits for stuck_lock\n");
+    assert_contains(kid.err, "T2: 5 of 10 operations done, waits for stuck_lock\n"
+                             "  stuck_lock: held by setup, 2 waiting\n");
+}
+
+/* cl_rand: the same seed gives the same sequence, another seed another one. */
+static void test_rand_is_seeded(void **state)
+{
+    (void)state;
+    struct cl_worker a = {.rng = 1}, b = {.rng = 1}, c = {.rng = 2};
+    uint64_t first = cl_rand(&a);
+    assert_true(first == cl_rand(&b));
+    assert_true(first != cl_rand(&c));
+    assert_true(cl_rand(&a) != first); /* it moves on */
+    int below = 0;
+    for (int i = 0; i < 1000; i++)
+        below += cl_rand(&a) % 2 == 0;
+    assert_in_range(below, 400, 600); /* even and odd about equally often */
+}
 
 static void test_correct_variant_human(void **state)
 {
@@ -566,6 +637,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_main_all_misbehaving),
         cmocka_unit_test(test_main_all_hang_that_does_not),
         cmocka_unit_test(test_metrics_and_verdict),
+        cmocka_unit_test(test_prepare_adjusts_or_refuses),
+        cmocka_unit_test(test_watchdog_prints_status_and_chapter_report),
+        cmocka_unit_test(test_rand_is_seeded),
         cmocka_unit_test(test_under_tsan),
         cmocka_unit_test(test_json_seed_above_int64_max),
         cmocka_unit_test(test_interrupt_flag_race_free),
