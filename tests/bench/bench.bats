@@ -1,0 +1,137 @@
+#!/usr/bin/env bats
+# The harness itself: bench/run writes its report, tables and charts; keeps going
+# past a failure; compares two runs; leaves nothing half-written when interrupted.
+
+bats_require_minimum_version 1.5.0
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+: "${CONCLAB_BUILD:?run through meson test}"
+RUN="$CONCLAB_SOURCE/bench/run"
+FIXTURES="$CONCLAB_SOURCE/tests/bench/fixtures"
+
+sanitizer_build() { [ "${CONCLAB_SANITIZE:-none}" != none ]; }
+
+setup_file() {
+    sanitizer_build && return 0
+    # One real quick run of the race chapter, shared by the tests that read it.
+    "$RUN" --quick --only race --build "$CONCLAB_BUILD" --out "$BATS_FILE_TMPDIR/quick" \
+        >"$BATS_FILE_TMPDIR/quick.log" 2>&1 || echo $? >"$BATS_FILE_TMPDIR/quick.status"
+}
+
+setup() {
+    sanitizer_build && [[ $BATS_TEST_DESCRIPTION != *"sanitizer build"* ]] &&
+        skip "bench/run refuses sanitizer builds (tested below)"
+    Q="$BATS_FILE_TMPDIR/quick"
+}
+
+@test "a sanitizer build is refused: exit 2 and one line saying why" {
+    sanitizer_build || skip "only in a sanitizer build"
+    run --separate-stderr "$RUN" --quick --build "$CONCLAB_BUILD" --out "$BATS_TEST_TMPDIR/r"
+    [ "$status" -eq 2 ]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [[ "$stderr" == *"refusing to benchmark"*"sanitizer build"* ]]
+}
+
+@test "the quick race run writes REPORT.md, CSV, JSON and SVG" {
+    [ ! -e "$BATS_FILE_TMPDIR/quick.status" ] || fail "bench/run exited $(cat "$BATS_FILE_TMPDIR/quick.status")"
+    for f in REPORT.md provenance.json provenance.md calibration.jsonl race.metrics.jsonl \
+        race.summary.json race-variants.hyperfine.json race-variants.hyperfine.csv \
+        race-variants.tsv race-variants.rows.json race-variants.svg race-variants.png \
+        race-threads.svg race-timeline.svg race-window.csv; do
+        [ -s "$Q/$f" ] || fail "missing or empty: $f"
+    done
+    grep -q '^| variant | tags | median ms' "$Q/REPORT.md"
+    grep -q '^## Calibration' "$Q/REPORT.md"
+    grep -q '^\*\*Takeaway\*\* (computed from this run)' "$Q/REPORT.md"
+    grep -q '<svg' "$Q/race-variants.svg"
+    jq -e '.git_commit and .cpu_model and .nproc >= 1 and .build.buildtype' "$Q/provenance.json"
+    # no temporary file is left behind
+    [ -z "$(find "$Q" -name '.tmp.*')" ]
+}
+
+@test "the CSV and TSV columns are as bench/README.md documents" {
+    run head -n1 "$Q/race-variants.hyperfine.csv"
+    assert_output "command,mean,stddev,median,user,system,min,max,parameter_iters,parameter_threads,parameter_variant"
+    run head -n1 "$Q/race-variants.tsv"
+    assert_output "$(printf '%s\t' variant threads iters runs median_s min_s max_s mean_s stddev_s \
+        ops ns_op ns_op_min ns_op_max ops_per_s inproc_ns_op ratio lost_pct overdrawn tags)exit_codes"
+    # every data row has as many fields as the header
+    awk -F'\t' 'NR == 1 { n = NF } NF != n { exit 1 }' "$Q/race-variants.tsv"
+    [ "$(tail -n +2 "$Q/race-variants.tsv" | wc -l)" -eq 10 ]
+    run head -n1 "$Q/race-window.csv"
+    assert_output "thread,kind,start_s,end_s"
+    jq -e '.checks | length >= 3 and all(has("name") and has("value") and has("result"))' \
+        "$Q/race.summary.json"
+    jq -se 'length == 6 and all(.name and .ns > 0)' "$Q/calibration.jsonl"
+}
+
+@test "--compare of two runs gives a ratio table" {
+    for r in a b; do
+        "$RUN" --experiments "$FIXTURES/ok" --only race --build "$CONCLAB_BUILD" \
+            --out "$BATS_TEST_TMPDIR/$r" 2>/dev/null
+    done
+    run "$RUN" --compare "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
+    assert_success
+    assert_line "| experiment | parameters | A median ms | B median ms | B / A | relative: B / A |"
+    assert_line --regexp '^\| race-tiny \| iters=1000 variant=atomic \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| 1 \|$'
+    assert_line --regexp '^2 configurations in both runs; median B / A [0-9.]+'
+    # a run against itself: every ratio is exactly 1
+    run "$RUN" --compare "$Q" "$Q"
+    assert_success
+    [ "$(grep -c '^| race-' <<<"$output")" -eq 40 ]
+    ! grep -E '^\| race-' <<<"$output" | awk -F'|' '$6 + 0 != 1 { bad = 1 } END { exit !bad }'
+    run --separate-stderr "$RUN" --compare "$Q" /nonexistent
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"not a bench/run result folder"* ]]
+}
+
+@test "a failing experiment is recorded, the run goes on, and the exit is non-zero" {
+    run --separate-stderr "$RUN" --experiments "$FIXTURES/failing" --only race \
+        --build "$CONCLAB_BUILD" --out "$BATS_TEST_TMPDIR/f"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"[1/2] race broken"* && "$stderr" == *"[2/2] race tiny"* ]]
+    grep -q $'^race\tbroken\t' "$BATS_TEST_TMPDIR/f/failures.txt"
+    ! grep -q $'\ttiny\t' "$BATS_TEST_TMPDIR/f/failures.txt"
+    grep -q '^\*\*2 failure(s)\*\*' "$BATS_TEST_TMPDIR/f/REPORT.md" # its metrics and its timing
+    [ -s "$BATS_TEST_TMPDIR/f/race-tiny.hyperfine.json" ] # the good experiment still ran
+}
+
+@test "an interrupted run (Ctrl-C) exits 130 and leaves no half-written file" {
+    out="$BATS_TEST_TMPDIR/i" t="$BATS_TEST_TMPDIR"
+    # In a process group of its own, so the interrupt reaches bench/run and what it
+    # runs, as Ctrl-C in a terminal does. The group leader is a shell that writes
+    # down its pid (the group id) and then bench/run's exit status. A background
+    # job starts with SIGINT ignored, which no shell can undo: env restores it.
+    setsid env --default-signal=INT bash -c 'd=$1; shift; echo $$ >"$d/pgid"; "$@"; echo $? >"$d/status"' _ "$t" \
+        "$RUN" --experiments "$FIXTURES/slow" --only race --build "$CONCLAB_BUILD" \
+        --out "$out" 2>/dev/null &
+    for _ in $(seq 100); do # until the slow command runs: its metrics file is open
+        [ -s "$t/pgid" ] && [ -n "$(find "$out" -name '.tmp.race.metrics.jsonl.*' 2>/dev/null)" ] && break
+        sleep 0.1
+    done
+    pgid=$(cat "$t/pgid")
+    kill -INT -- -"$pgid"
+    for _ in $(seq 300); do [ -s "$t/status" ] && break; sleep 0.1; done
+    [ -s "$t/status" ] || { kill -KILL -- -"$pgid"; fail "still running 30 s after Ctrl-C"; }
+    [ "$(cat "$t/status")" -eq 130 ]
+    [ -z "$(find "$out" -name '.tmp.*')" ] || fail "left: $(find "$out" -name '.tmp.*')"
+    [ ! -e "$out/REPORT.md" ] # never half a report
+}
+
+@test "bad arguments: exit 2 and one line" {
+    while IFS='|' read -r args mention; do
+        read -ra argv <<<"$args"
+        run --separate-stderr "$RUN" "${argv[@]}"
+        [ "$status" -eq 2 ] || fail "'$args' gave exit $status"
+        [ "${#stderr_lines[@]}" -eq 1 ] || fail "'$args': $stderr"
+        [[ "$stderr" == *"$mention"* ]] || fail "'$args': '$stderr' lacks '$mention'"
+    done <<TABLE
+--frobnicate|unknown argument '--frobnicate'
+--only|--only needs a value
+--only nosuch --build $CONCLAB_BUILD|--only: no demo 'nosuch'
+--build /nonexistent|build folder '/nonexistent' not found
+--experiments /nonexistent|--experiments: '/nonexistent' is not a folder
+--compare onlyone|--compare needs two result folders
+TABLE
+}
