@@ -334,8 +334,8 @@ static const enum kind k_seq = SEQ, k_double = DOUBLE, k_in_place = IN_PLACE, k_
 static const struct cl_variant variants[] = {
     {"seq", CL_CORRECT, "one thread, the reference (--threads is ignored)", stencil_seq, 1,
      STEPS_TIMED, 0, &k_seq},
-    {"pthread", CL_CORRECT, "pthread_barrier_t between phases, two buffers", stencil_pthread, 2, 0,
-     0, &k_double},
+    {"pthread", CL_CORRECT, "pthread_barrier_t between phases, two buffers", stencil_pthread, 2,
+     STEPS_TIMED, 0, &k_double},
     {"condvar", CL_CORRECT, "lib's barrier (mutex, condvar, generation count), two buffers",
      stencil_condvar, 2, STEPS_TIMED, 0, &k_double},
     {"spin", CL_CORRECT, "a sense-reversing spin barrier on C11 atomics, two buffers", stencil_spin,

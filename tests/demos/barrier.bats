@@ -58,6 +58,17 @@ small() { echo --size 48 --steps 20; }
     done
 }
 
+@test "every variant's default steps: 500 for the timed ones, 100 for the others" {
+    run --separate-stderr "$BARRIER" --json --size 24
+    assert_success
+    [ "${#lines[@]}" -eq 9 ]
+    for line in "${lines[@]}"; do
+        jq -e 'if (.variant | IN("seq", "pthread", "condvar", "spin", "serial-action"))
+               then .params.iters == 500 else .params.iters == 100 end' <<<"$line" >/dev/null ||
+            fail "wrong default steps: $line"
+    done
+}
+
 @test "seq ignores --threads and runs the default 500 steps" {
     skip_under_tsan
     run "$BARRIER" --variant seq --threads 4 --size 40 --json
