@@ -131,6 +131,7 @@ small() { echo --size 48 --steps 20; }
         [ "$(json_field .exact "$output")" = true ]
         [ "$(json_field .metrics.broken_phase "$output")" -eq 11 ] # steps / 2 + 1
         [ "$(json_field .metrics.released "$output")" -eq $((t - 1)) ]
+        [ "$(json_field .metrics.timed_out "$output")" -eq 0 ]
         [ "$(json_field .metrics.joined "$output")" -eq "$t" ]
     done
     run "$BARRIER" --variant broken --threads 3 $(small) --quiet
