@@ -103,7 +103,7 @@ static int phase_action(void *arg)
 
 static void *phases_worker(void *arg)
 {
-    int id = (int)(intptr_t)arg;
+    int id = *(const int *)arg;
     for (int p = 0; p < PHASES; p++) {
         gen.slot[id] = p;
         atomic_fetch_add(&gen.arrived[p], 1);
@@ -127,8 +127,11 @@ static void test_reuse_across_many_generations(void **state)
     (void)state;
     assert_int_equal(cl_barrier_init(&gen.b, THREADS, phase_action, NULL), 0);
     pthread_t tids[THREADS];
-    for (int t = 0; t < THREADS; t++)
-        CL_PT(pthread_create(&tids[t], NULL, phases_worker, (void *)(intptr_t)t));
+    static int ids[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        ids[t] = t;
+        CL_PT(pthread_create(&tids[t], NULL, phases_worker, &ids[t]));
+    }
     for (int t = 0; t < THREADS; t++)
         CL_PT(pthread_join(tids[t], NULL));
     assert_int_equal(atomic_load(&gen.errors), 0);
