@@ -261,3 +261,31 @@ TABLE
         assert_output --partial "$f"
     done
 }
+
+# --- never hangs: the watchdog and Ctrl-C ---------------------------------------
+
+@test "the watchdog sees a thread waiting at the barrier for a phase that takes too long" {
+    # band 0 is 100 times heavier: its first phase alone is 450M cell updates, far
+    # longer than the 0.1 s timeout, while the other thread's band takes milliseconds
+    run --separate-stderr "$BARRIER" --variant imbalanced --imbalance 100 --size 3000 \
+        --steps 3 --timeout 0.1
+    [ "$status" -eq 3 ]
+    [[ "$stderr" == *"watchdog: no progress"* ]]
+    [[ "$stderr" == *"T1: 0 of 3 operations done, not finished"* ]]
+    if ! under_tsan; then # under TSan the light band may still be computing
+        [[ "$stderr" == *"T2: 0 of 3 operations done, waits at the barrier"* ]]
+    fi
+}
+
+@test "Ctrl-C prints the partial result and exits 130 quickly" {
+    "$BARRIER" --variant condvar --size 1000 --steps 100000 >"$BATS_TEST_TMPDIR/out" 2>&1 &
+    local pid=$!
+    sleep 0.5
+    local t0=$(date +%s%N)
+    kill -INT "$pid"
+    status=0
+    wait "$pid" || status=$?
+    [ "$status" -eq 130 ]
+    [ $((($(date +%s%N) - t0) / 1000000)) -lt 3000 ] # the contract says 1 s; margin for load
+    grep -q "condvar: interrupted after .* of 200,000 operations" "$BATS_TEST_TMPDIR/out"
+}
