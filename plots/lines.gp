@@ -17,6 +17,7 @@
 #   logx    1: log2 x axis (for 1, 2, 4, 8 ... workers); default 0
 #   logy    1: log10 y axis; default 0
 #   prov    provenance (host, commit, date), printed small under the chart
+#   ideal   1: also draw y = x, dashed, as "ideal" (for a speedup against workers)
 #
 # bench/run derives `in` from hyperfine's JSON (see bench/README.md).
 
@@ -29,6 +30,7 @@ if (!exists("ylabel")) ylabel = "value"
 if (!exists("logx")) logx = 0
 if (!exists("logy")) logy = 0
 if (!exists("prov")) prov = ""
+if (!exists("ideal")) ideal = 0
 
 set datafile separator "\t"
 set datafile missing "NaN"
@@ -72,6 +74,11 @@ do for [t in (term eq "both" ? "svg png" : term)] {
     if (t eq "svg") { set terminal svg size 900,540 dynamic font "Sans,12" background "white" enhanced; set output out.".svg" }
     if (t eq "png" || t eq "pngcairo") { set terminal pngcairo size 1200,720 font "Sans,13" background "white" enhanced; set output out.".png" }
     if (t eq "dumb") { set terminal dumb size 120,36 noenhanced; set output; set format y "%g"; unset grid }
-    plot for [i=2:ncol] in using 1:i:xtic(1) with linespoints lt (i - 1) title columnhead(i)
+    if (ideal) {
+        plot for [i=2:ncol] in using 1:i:xtic(1) with linespoints lt (i - 1) title columnhead(i), \
+             x with lines dt 2 lw 1.5 lc rgb "#555555" title "ideal"
+    } else {
+        plot for [i=2:ncol] in using 1:i:xtic(1) with linespoints lt (i - 1) title columnhead(i)
+    }
     unset output
 }
