@@ -79,6 +79,15 @@ static void gate_open_all(void)
  * only for a handler and the thread it interrupted). */
 static atomic_bool interrupted;
 
+/* The header line of a single-variant run waits until prepare has accepted the
+ * flags, so that a usage error leaves stdout empty. */
+static bool header_pending;
+
+static void print_header(const struct cl_chapter *ch)
+{
+    printf("%s: %s\n", ch->name, ch->look_for);
+}
+
 static void on_sigint(int sig)
 {
     (void)sig;
@@ -286,6 +295,10 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
         fprintf(stderr, "%s\n", err);
         return CL_EXIT_USAGE;
     }
+    if (header_pending) {
+        header_pending = false;
+        print_header(ch);
+    }
 
     FILE *trace_file = NULL;
     if (opts->trace != NULL && (trace_file = fopen(opts->trace, "w")) == NULL) {
@@ -456,9 +469,12 @@ int cl_main(const struct cl_chapter *ch, int argc, char **argv)
                    cl_tags_str(ch->variants[i].tags, tags, sizeof tags), ch->variants[i].desc);
         return CL_EXIT_OK;
     }
-    if (!opts.json && !opts.quiet)
-        printf("%s: %s\n", ch->name, ch->look_for);
-    if (opts.variant != NULL)
+    bool header = !opts.json && !opts.quiet;
+    if (opts.variant != NULL) {
+        header_pending = header;
         return cl_run_variant(ch, &opts, opts.variant);
+    }
+    if (header)
+        print_header(ch);
     return run_all(ch, &opts);
 }

@@ -205,6 +205,14 @@ static void test_prepare_adjusts_or_refuses(void **state)
     assert_child_exit(&kid, CL_EXIT_USAGE);
     assert_string_equal(kid.err, "unit: --threads: at most 4 here (got 5)\n");
     assert_string_equal(kid.out, "");
+
+    /* through cl_main too: the header waits for prepare, so stdout stays empty */
+    run_main(&ch, ARGS("--variant", "count", "--threads", "5"), &kid);
+    assert_child_exit(&kid, CL_EXIT_USAGE);
+    assert_string_equal(kid.out, "");
+    run_main(&ch, ARGS("--variant", "count", "--threads", "2"), &kid);
+    assert_child_exit(&kid, CL_EXIT_OK);
+    assert_true(strncmp(kid.out, "unit: what to look for\n", 23) == 0);
 }
 
 /* The watchdog prints what each thread said it waits for, then the chapter's report. */
