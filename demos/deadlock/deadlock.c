@@ -492,8 +492,9 @@ static const struct cl_variant variants[] = {
      philosopher_naive, 5, 1000000, 0, &philo},
     {"philosophers-ordered", CL_CORRECT, "resource hierarchy: the lower-numbered fork first",
      philosopher_ordered, 5, 1000000, 0, &philo},
-    {"philosophers-waiter", CL_CORRECT, "a semaphore with N-1 seats around the table",
-     philosopher_waiter, 5, 1000000, 0, &philo},
+    {"philosophers-waiter", CL_CORRECT | CL_LOCK_ORDER,
+     "a semaphore with N-1 seats; forks still taken left, then right", philosopher_waiter, 5,
+     1000000, 0, &philo},
     {"lockdep", CL_LOCK_ORDER, "AB/BA that never overlaps: the lock-order checker names it",
      lockdep_abba, 2, 1000, 1000000, &lockdep_how},
 };
