@@ -133,9 +133,9 @@ static void *worker_main(void *arg)
     struct cl_worker *w = arg;
     cl_mutex_self(w->id); /* names this thread in cl_mutex's wait-for records */
     gate_pass(w->run);
-    uint64_t start = cl_span_begin(w);
+    cl_span_open(w, CL_SPAN_RUN); /* open: a hang's trace shows it unfinished */
     w->run->variant->worker(w);
-    cl_span_end(w, CL_SPAN_RUN, start);
+    cl_span_close(w, CL_SPAN_RUN);
     atomic_store_explicit(&w->finished, true, memory_order_release);
     return NULL;
 }
