@@ -25,7 +25,7 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-enum { ACCOUNTS, PHILOSOPHERS, HOLD_US, DURATION }; /* the chapter's own flags, in order */
+enum { ACCOUNTS, PHILOSOPHERS, HOLD_US, DURATION, WORK_NS }; /* the chapter's own flags */
 
 #define OPENING       1000       /* each account's opening balance */
 #define TIMED_WAIT_NS 1000000ull /* timed: give up on the second lock after 1 ms */
@@ -52,8 +52,8 @@ static uint64_t shared_count;   /* errorcheck, recursive, lockdep: under the loc
 static pthread_barrier_t phase; /* trylock-livelock: between its two phases */
 
 struct tally {
-    _Alignas(64) uint64_t done, retries, timeouts, edeadlk; /* one thread's own */
-    uint64_t ref_done, ref_retries;                         /* trylock-livelock's jittered phase */
+    _Alignas(64) uint64_t done, retries, timeouts, edeadlk, to_self; /* one thread's own */
+    uint64_t ref_done, ref_retries; /* trylock-livelock's jittered phase */
 };
 static struct tally *tallies;
 
@@ -90,6 +90,7 @@ static void pause_between(const struct cl_worker *w)
         cl_sleep_ns((uint64_t)us * 1000);
 }
 
+/* [snippet take] */
 /* Take a lock that may block, saying so to the watchdog and the trace. In the
  * trace, a thread is either holding and running (hold) or blocked (wait), even
  * when it blocks with a lock in hand, so the timeline shows where it is stuck. */
@@ -108,6 +109,7 @@ static void drop(struct cl_mutex *m)
 {
     CL_PT(cl_mutex_unlock(m));
 }
+/* [end take] */
 
 /* --- the bank -------------------------------------------------------------- */
 
@@ -126,9 +128,21 @@ static struct pair pick(struct cl_worker *w)
     return (struct pair){&bank[r % (uint64_t)naccounts], &bank[(r >> 32) % (uint64_t)naccounts]};
 }
 
+/* --work-ns: busy work with the accounts locked, as a real transfer would do
+ * (validate, log, ...). It spins rather than sleeps: nanoseconds matter here. */
+static void work_inside(const struct cl_worker *w)
+{
+    long long ns = w->run->opts->param[WORK_NS];
+    if (ns > 0)
+        for (uint64_t end = cl_now_ns() + (uint64_t)ns; cl_now_ns() < end;)
+            ;
+}
+
 static void move(struct cl_worker *w, struct pair p)
 {
+    work_inside(w);
     int64_t amount = 1 + (int64_t)(cl_rand(w) % 10);
+    tallies[w->id].to_self += p.from == p.to;
     p.from->balance -= amount;
     p.to->balance += amount;
 }
@@ -307,8 +321,9 @@ static void transfer_by_id(struct cl_worker *w)
 {
     for (uint64_t i = 0; i < w->iters; i++) {
         struct pair p = pick(w);
-        if (p.from == p.to) { /* transfer(a, a): one lock, nothing moves */
+        if (p.from == p.to) { /* transfer(a, a): one lock */
             take(w, &p.from->lock, p.from->wait_text);
+            move(w, p); /* (nothing moves, but it is counted) */
             drop(&p.from->lock);
             done_one(w);
             continue;
@@ -509,6 +524,8 @@ static const struct cl_param params[] = {
      -1, -1, 100000},
     {"duration", "trylock-livelock and the fixed philosophers stop after this many ms", 500, 1,
      60000},
+    {"work-ns", "bank variants: busy work inside each transfer, with its locks held, in ns", 0, 0,
+     1000000},
 };
 
 /* --- hooks ----------------------------------------------------------------- */
@@ -679,6 +696,7 @@ static void sum_tallies(const struct cl_run *run, struct tally *sum)
         sum->retries += tallies[t].retries;
         sum->timeouts += tallies[t].timeouts;
         sum->edeadlk += tallies[t].edeadlk;
+        sum->to_self += tallies[t].to_self;
         sum->ref_done += tallies[t].ref_done;
         sum->ref_retries += tallies[t].ref_retries;
     }
@@ -695,6 +713,7 @@ static void check_bank(const struct cl_run *run, struct cl_result *res, const st
     res->exact = total == expected;
     cl_metric_int(res, "accounts", naccounts);
     cl_metric_int(res, "transfers", (long long)s->done);
+    cl_metric_int(res, "to_self", (long long)s->to_self); /* transfer(a, a) */
     cl_metric_int(res, "money", total);
     cl_metric_int(res, "expected", expected);
     const char *name = run->variant->name;
