@@ -349,6 +349,7 @@ static uint64_t philo_deadline(const struct cl_worker *w)
     return cl_now_ns() + (uint64_t)w->run->opts->param[DURATION] * 1000000;
 }
 
+/* [snippet eat] */
 static void eat(struct cl_worker *w, int first, int second)
 {
     take(w, &forks_storage[first], fork_waits[first]);
@@ -361,6 +362,7 @@ static void eat(struct cl_worker *w, int first, int second)
     cl_tick(w);
     pause_between(w); /* think a while, forks down */
 }
+/* [end eat] */
 
 /* [snippet philosophers] */
 static void philosopher_naive(struct cl_worker *w)
