@@ -82,17 +82,22 @@ static int me(void)
 /* A new edge h -> c: record it, unless it closes a cycle, which is reported. */
 static void new_edge(int h, int c)
 {
-    char text[256];
     CL_PT(pthread_mutex_lock(&slow));
     if (!cl_lockdep_edge(h, c)) {
         if (reaches(c, h)) {
-            char by[32] = "";
-            if (cl_lockdep_edge(c, h) && who[c][h] > 0)
-                snprintf(by, sizeof by, " by T%d", who[c][h]);
+            char text[256], how[64] = "through other locks";
+            bool direct = cl_lockdep_edge(c, h);
+            if (direct && who[c][h] > 0)
+                snprintf(how, sizeof how, "by T%d", who[c][h]);
             snprintf(text, sizeof text,
-                     "possible deadlock: T%d takes %s while holding %s, but %s was taken while "
-                     "holding %s before%s (lock order %s -> %s inverted)",
-                     me(), names[c], names[h], names[h], names[c], by, names[c], names[h]);
+                     "possible deadlock: T%d takes %s while holding %s, but %s was taken %s %s "
+                     "before, %s (lock order %s -> %s%s inverted)",
+                     me(), names[c], names[h], names[h], direct ? "while holding" : "after",
+                     names[c],
+                     direct && who[c][h] > 0 ? how
+                     : direct                ? "elsewhere"
+                                             : how,
+                     names[c], direct ? "" : "... -> ", names[h]);
             report(text);
         }
         who[h][c] = me();

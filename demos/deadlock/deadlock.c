@@ -66,7 +66,6 @@ struct how {
     enum family family;
     int hold_us;   /* pause between the first and the second lock, unless --hold-us */
     bool two_lock; /* with 2 accounts, even threads go A -> B and odd ones B -> A */
-    bool jitter;   /* trylock: randomised back-off after a failed try */
     int kind;      /* ONE_LOCK: the pthread mutex type */
 };
 
@@ -330,7 +329,7 @@ static void transfer_by_id(struct cl_worker *w)
         }
         /* lower account id first (the array index), whichever way the money goes */
         struct account *first = p.from < p.to ? p.from : p.to;
-        struct account *second = first == p.from ? p.to : p.from;
+        struct account *second = p.from < p.to ? p.to : p.from;
         take(w, &first->lock, first->wait_text);
         pause_between(w);
         take(w, &second->lock, second->wait_text);
@@ -471,14 +470,12 @@ static void lockdep_abba(struct cl_worker *w)
 
 /* --- the declaration ------------------------------------------------------- */
 
-static const struct how two_lock = {BANK, 100, true, false, 0},
-                        two_lock_jitter = {BANK, 100, true, true, 0},
-                        bank_how = {BANK, 0, false, false, 0},
-                        philo = {PHILO, 100, false, false, 0},
-                        relock_plain = {ONE_LOCK, 0, false, false, PTHREAD_MUTEX_DEFAULT},
-                        relock_check = {ONE_LOCK, 0, false, false, PTHREAD_MUTEX_ERRORCHECK},
-                        relock_rec = {ONE_LOCK, 0, false, false, PTHREAD_MUTEX_RECURSIVE},
-                        lockdep_how = {LOCKDEP, 0, false, false, 0};
+static const struct how two_lock = {BANK, 100, true, 0}, bank_how = {BANK, 0, false, 0},
+                        philo = {PHILO, 100, false, 0},
+                        relock_plain = {ONE_LOCK, 0, false, PTHREAD_MUTEX_DEFAULT},
+                        relock_check = {ONE_LOCK, 0, false, PTHREAD_MUTEX_ERRORCHECK},
+                        relock_rec = {ONE_LOCK, 0, false, PTHREAD_MUTEX_RECURSIVE},
+                        lockdep_how = {LOCKDEP, 0, false, 0};
 
 #define HANGS_LO (CL_HANGS | CL_LOCK_ORDER)
 
@@ -488,12 +485,12 @@ static const struct cl_variant variants[] = {
     {"ordered", CL_CORRECT, "the same two locks, always taken in address order",
      transfer_by_address, 2, 200, 20000, &two_lock},
     {"trylock", CL_CORRECT, "take A, try B; if busy, release A and back off a random time",
-     trylock_jitter, 2, 200, 20000, &two_lock_jitter},
+     trylock_jitter, 2, 200, 20000, &two_lock},
     {"trylock-livelock", CL_CORRECT,
      "the same with no back-off: both retry in step for --duration ms (livelock)", trylock_livelock,
      2, 1000000, 0, &two_lock},
     {"timed", CL_CORRECT, "take A, timedlock B for 1 ms; on a timeout release A and retry",
-     transfer_timed, 2, 200, 20000, &two_lock_jitter},
+     transfer_timed, 2, 200, 20000, &two_lock},
     {"self", CL_HANGS, "lock a default mutex twice in one thread: self-deadlock", relock_default, 1,
      1, 0, &relock_plain},
     {"errorcheck", CL_CORRECT, "an error-checking mutex: the relock returns EDEADLK",
@@ -572,7 +569,7 @@ static void setup(const struct cl_run *run)
     naccounts = (int)run->opts->param[ACCOUNTS];
     nforks = (int)run->opts->param[PHILOSOPHERS];
     nall = 0;
-    all_locks = cl_xcalloc((size_t)naccounts + 260, sizeof *all_locks);
+    all_locks = cl_xcalloc((size_t)naccounts + 260, sizeof(struct cl_mutex *));
     switch (how->family) {
     case BANK:
         bank = cl_xaligned_calloc(64, (size_t)naccounts, sizeof *bank);
