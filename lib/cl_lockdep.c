@@ -126,6 +126,12 @@ void cl_lockdep_acquire(int cls)
         held[nheld++] = cls;
 }
 
+void cl_lockdep_acquired_try(int cls)
+{
+    if (nheld < CL_LOCKDEP_MAX_HELD)
+        held[nheld++] = cls;
+}
+
 void cl_lockdep_release(int cls)
 {
     for (int i = nheld - 1; i >= 0; i--)

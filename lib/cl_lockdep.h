@@ -28,6 +28,10 @@ int cl_lockdep_class(const char *name);
 void cl_lockdep_acquire(int cls);
 void cl_lockdep_release(int cls);
 
+/* After a successful try-lock: held from now on, but no new edge, since a try
+ * never waits and cannot be part of a deadlock (as in the kernel's lockdep). */
+void cl_lockdep_acquired_try(int cls);
+
 /* Inversions (and self-deadlocks) found so far, and the first report's text. */
 size_t cl_lockdep_reports(void);
 const char *cl_lockdep_first_report(void);

@@ -76,7 +76,7 @@ int cl_mutex_trylock(struct cl_mutex *m)
     int rc = pthread_mutex_trylock(&m->mu);
     if (rc == 0) {
         if (m->lockdep_class >= 0)
-            cl_lockdep_acquire(m->lockdep_class);
+            cl_lockdep_acquired_try(m->lockdep_class);
         acquired(m);
     }
     return rc;

@@ -121,23 +121,36 @@ static void test_release_forgets(void **state)
 static void test_with_cl_mutex(void **state)
 {
     (void)state;
-    struct cl_mutex ma, mb;
+    struct cl_mutex ma, mb, mc;
     cl_mutex_init(&ma, "A", PTHREAD_MUTEX_DEFAULT);
     cl_mutex_init(&mb, "B", PTHREAD_MUTEX_DEFAULT);
+    cl_mutex_init(&mc, "C", PTHREAD_MUTEX_DEFAULT);
     ma.lockdep_class = a;
     mb.lockdep_class = b;
+    mc.lockdep_class = c;
     assert_int_equal(cl_mutex_lock(&ma), 0);
     assert_int_equal(cl_mutex_lock(&mb), 0);
     cl_mutex_unlock(&mb);
     cl_mutex_unlock(&ma);
     assert_true(cl_lockdep_edge(a, b));
     assert_int_equal(cl_mutex_lock(&mb), 0);
-    assert_int_equal(cl_mutex_trylock(&ma), 0); /* a try still records the order */
+    assert_int_equal(cl_mutex_trylock(&ma), 0); /* a try cannot deadlock: no edge B -> A */
+    assert_false(cl_lockdep_edge(b, a));
+    assert_int_equal(cl_mutex_lock(&mc), 0); /* but A is held: A -> C and B -> C */
+    assert_true(cl_lockdep_edge(a, c));
+    assert_true(cl_lockdep_edge(b, c));
+    cl_mutex_unlock(&mc);
+    cl_mutex_unlock(&ma);
+    cl_mutex_unlock(&mb);
+    assert_int_equal(cl_lockdep_reports(), 0);
+    assert_int_equal(cl_mutex_lock(&mb), 0);
+    assert_int_equal(cl_mutex_lock(&ma), 0); /* a blocking B -> A: now it is reported */
     cl_mutex_unlock(&ma);
     cl_mutex_unlock(&mb);
     assert_int_equal(cl_lockdep_reports(), 1);
     cl_mutex_destroy(&ma);
     cl_mutex_destroy(&mb);
+    cl_mutex_destroy(&mc);
 }
 
 static void test_too_many_classes(void **state)
