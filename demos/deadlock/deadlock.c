@@ -553,6 +553,15 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
                  CL_MAX_THREADS);
         return 1;
     }
+    /* No run may last for minutes: with a pause or work inside every transfer,
+     * cap the transfers so that, even one at a time, they take about 10 s at most. */
+    long long hold = run->opts->param[HOLD_US] >= 0 ? run->opts->param[HOLD_US] : how->hold_us;
+    uint64_t per_op_ns = (uint64_t)hold * 1000 + (uint64_t)run->opts->param[WORK_NS];
+    if (how->family == BANK && per_op_ns > 0) {
+        uint64_t most = 10000000000ull / per_op_ns / (uint64_t)run->threads;
+        if (run->iters > most)
+            run->iters = most > 0 ? most : 1;
+    }
     return 0;
 }
 
