@@ -143,10 +143,8 @@ static void test_with_cl_mutex(void **state)
     cl_mutex_unlock(&ma);
     cl_mutex_unlock(&mb);
     assert_int_equal(cl_lockdep_reports(), 0);
-    assert_int_equal(cl_mutex_lock(&mb), 0);
-    assert_int_equal(cl_mutex_lock(&ma), 0); /* a blocking B -> A: now it is reported */
-    cl_mutex_unlock(&ma);
-    cl_mutex_unlock(&mb);
+    nest(b, a); /* a blocking B -> A is reported (the classes alone: TSan would report
+                   real mutexes taken this way, rightly) */
     assert_int_equal(cl_lockdep_reports(), 1);
     cl_mutex_destroy(&ma);
     cl_mutex_destroy(&mb);
