@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cl_check.h"
+#include "cl_mutex.h"
 #include "cl_report.h"
 #include "cl_watchdog.h"
 
@@ -139,10 +140,11 @@ void cl_verdict(struct cl_result *r, const char *fmt, ...)
 static void *worker_main(void *arg)
 {
     struct cl_worker *w = arg;
+    cl_mutex_self(w->id); /* names this thread in cl_mutex's wait-for records */
     gate_pass(w->run);
-    uint64_t start = cl_span_begin(w);
+    cl_span_open(w, CL_SPAN_RUN); /* open: a hang's trace shows it unfinished */
     w->run->variant->worker(w);
-    cl_span_end(w, CL_SPAN_RUN, start);
+    cl_span_close(w, CL_SPAN_RUN);
     atomic_store_explicit(&w->finished, true, memory_order_release);
     return NULL;
 }
@@ -174,6 +176,17 @@ static void report_threads(int fd, void *arg)
     }
     if (run->chapter->report != NULL)
         run->chapter->report(fd, run);
+    /* The stuck threads will never write their spans: write the trace now,
+     * with each still-open span (a wait that never ended) cut at this time. */
+    if (run->trace_file != NULL) {
+        run->trace->cut_ns = cl_now_ns();
+        if (cl_trace_is_csv(run->opts->trace))
+            cl_trace_write_csv(run->trace, run->trace_file);
+        else
+            cl_trace_write_json(run->trace, run->trace_file, run->chapter->name);
+        fclose(run->trace_file);
+        dprintf(fd, "  trace so far written to %s (open spans end now)\n", run->opts->trace);
+    }
 }
 
 static bool was_interrupted(void *arg)
@@ -312,8 +325,11 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     run.workers = workers;
 
     struct cl_trace trace = {0};
-    if (trace_file != NULL)
+    if (trace_file != NULL) {
         cl_trace_init(&trace, run.threads, cl_now_ns());
+        run.trace = &trace;
+        run.trace_file = trace_file;
+    }
     for (int i = 0; i < run.threads; i++)
         workers[i] =
             (struct cl_worker){.id = i,

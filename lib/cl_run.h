@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cl_chapter.h"
 #include "cl_cli.h"
@@ -34,6 +35,9 @@ struct cl_run {
     struct cl_worker *workers;
     bool pinned;   /* one CPU per thread (when threads <= CPUs) */
     double wall_s; /* from the open gate to the last join */
+    /* --trace, for the watchdog: a hang writes what is traced so far. */
+    struct cl_trace *trace;
+    FILE *trace_file;
 };
 
 #define CL_MAX_METRICS 12
@@ -92,6 +96,21 @@ static inline void cl_span_end(struct cl_worker *w, enum cl_span_kind kind, uint
 {
     if (w->trace != NULL)
         cl_trace_add(w->trace, kind, start_ns, cl_now_ns());
+}
+
+/* A span that may never end (a wait that deadlocks): open it before blocking,
+ * close it after. If the watchdog ends the run, the trace shows it still open,
+ * ending at the watchdog's time. One open span per kind per thread. */
+static inline void cl_span_open(struct cl_worker *w, enum cl_span_kind kind)
+{
+    if (w->trace != NULL)
+        cl_trace_open(w->trace, kind, cl_now_ns());
+}
+
+static inline void cl_span_close(struct cl_worker *w, enum cl_span_kind kind)
+{
+    if (w->trace != NULL)
+        cl_trace_close(w->trace, kind, cl_now_ns());
 }
 
 /* True in a build with ThreadSanitizer, which changes exit codes after a report. */

@@ -33,7 +33,47 @@ void cl_trace_add(struct cl_trace_buf *b, enum cl_span_kind kind, uint64_t start
         b->dropped++;
         return;
     }
-    b->spans[b->len++] = (struct cl_span){start_ns, end_ns, kind};
+    b->spans[b->len] = (struct cl_span){start_ns, end_ns, kind};
+    /* release: a writer on the watchdog thread (a hang) sees whole spans */
+    __atomic_store_n(&b->len, b->len + 1, __ATOMIC_RELEASE);
+}
+
+void cl_trace_open(struct cl_trace_buf *b, enum cl_span_kind kind, uint64_t start_ns)
+{
+    atomic_store_explicit(&b->open_ns[kind], start_ns, memory_order_relaxed);
+}
+
+void cl_trace_close(struct cl_trace_buf *b, enum cl_span_kind kind, uint64_t end_ns)
+{
+    uint64_t start = atomic_load_explicit(&b->open_ns[kind], memory_order_relaxed);
+    atomic_store_explicit(&b->open_ns[kind], 0, memory_order_relaxed);
+    if (start != 0)
+        cl_trace_add(b, kind, start, end_ns);
+}
+
+static size_t spans_of(const struct cl_trace_buf *b)
+{
+    return __atomic_load_n(&b->len, __ATOMIC_ACQUIRE);
+}
+
+/* The open span of kind k, cut at the watchdog's time, or false. */
+static bool open_span(const struct cl_trace *t, int i, int k, struct cl_span *s)
+{
+    uint64_t start = atomic_load_explicit(&t->bufs[i].open_ns[k], memory_order_relaxed);
+    if (t->cut_ns == 0 || start == 0 || start > t->cut_ns)
+        return false;
+    *s = (struct cl_span){start, t->cut_ns, (enum cl_span_kind)k};
+    return true;
+}
+
+/* Span k of thread i: the n stored ones, then (k = n .. n+2) the open ones;
+ * NULL for a kind with no open span. */
+static const struct cl_span *span_at(const struct cl_trace *t, int i, size_t k, size_t n,
+                                     struct cl_span *tmp)
+{
+    if (k < n)
+        return &t->bufs[i].spans[k];
+    return open_span(t, i, (int)(k - n), tmp) ? tmp : NULL;
 }
 
 const char *cl_span_name(enum cl_span_kind kind)
@@ -50,12 +90,17 @@ static double rel_s(const struct cl_trace *t, uint64_t ns)
 void cl_trace_write_csv(const struct cl_trace *t, FILE *f)
 {
     fprintf(f, "thread,kind,start_s,end_s\n");
-    for (int i = 0; i < t->threads; i++)
-        for (size_t k = 0; k < t->bufs[i].len; k++) {
-            const struct cl_span *s = &t->bufs[i].spans[k];
+    for (int i = 0; i < t->threads; i++) {
+        size_t n = spans_of(&t->bufs[i]);
+        for (size_t k = 0; k < n + 3; k++) {
+            struct cl_span tmp;
+            const struct cl_span *s = span_at(t, i, k, n, &tmp);
+            if (s == NULL)
+                continue;
             fprintf(f, "%d,%s,%.9f,%.9f\n", i + 1, cl_span_name(s->kind), rel_s(t, s->start_ns),
                     rel_s(t, s->end_ns));
         }
+    }
 }
 
 void cl_trace_write_json(const struct cl_trace *t, FILE *f, const char *label)
@@ -64,9 +109,13 @@ void cl_trace_write_json(const struct cl_trace *t, FILE *f, const char *label)
     struct cl_json j;
     cl_json_begin(&j, f);
     cl_json_array(&j, "traceEvents");
-    for (int i = 0; i < t->threads; i++)
-        for (size_t k = 0; k < t->bufs[i].len; k++) {
-            const struct cl_span *s = &t->bufs[i].spans[k];
+    for (int i = 0; i < t->threads; i++) {
+        size_t n = spans_of(&t->bufs[i]);
+        for (size_t k = 0; k < n + 3; k++) {
+            struct cl_span tmp;
+            const struct cl_span *s = span_at(t, i, k, n, &tmp);
+            if (s == NULL)
+                continue;
             cl_json_object(&j, NULL);
             cl_json_str(&j, "name", cl_span_name(s->kind));
             cl_json_str(&j, "cat", label);
@@ -77,6 +126,7 @@ void cl_trace_write_json(const struct cl_trace *t, FILE *f, const char *label)
             cl_json_int(&j, "tid", i + 1);
             cl_json_close(&j);
         }
+    }
     cl_json_close(&j);
     cl_json_end(&j);
 }

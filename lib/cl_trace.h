@@ -4,6 +4,7 @@
 #ifndef CL_TRACE_H
 #define CL_TRACE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,12 +21,16 @@ struct cl_trace_buf {
     struct cl_span *spans;
     size_t len, cap;
     uint64_t dropped; /* spans past cap are counted, not stored */
+    /* Start of a span still open, per kind (0: none): a thread blocked for good
+     * in a deadlock never closes its wait. Read by the watchdog's writer. */
+    _Atomic uint64_t open_ns[3];
 };
 
 struct cl_trace {
     struct cl_trace_buf *bufs; /* one per thread */
     int threads;
     uint64_t origin_ns; /* time zero of the file */
+    uint64_t cut_ns;    /* nonzero: the writers end open spans here (a hang) */
 };
 
 #define CL_TRACE_CAP 65536 /* spans kept per thread */
@@ -35,6 +40,10 @@ void cl_trace_free(struct cl_trace *t);
 void cl_trace_add(struct cl_trace_buf *b, enum cl_span_kind kind, uint64_t start_ns,
                   uint64_t end_ns);
 const char *cl_span_name(enum cl_span_kind kind);
+
+/* Open a span of this kind now, or close it (adding it as a complete span). */
+void cl_trace_open(struct cl_trace_buf *b, enum cl_span_kind kind, uint64_t start_ns);
+void cl_trace_close(struct cl_trace_buf *b, enum cl_span_kind kind, uint64_t end_ns);
 
 /* CSV (thread,kind,start_s,end_s) for gnuplot's timeline, or Chrome trace-event
  * JSON for Perfetto; --trace picks by the file's extension. */

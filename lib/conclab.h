@@ -6,6 +6,8 @@
 #include "cl_chapter.h"
 #include "cl_check.h"
 #include "cl_cli.h"
+#include "cl_lockdep.h"
+#include "cl_mutex.h"
 #include "cl_report.h"
 #include "cl_run.h"
 #include "cl_time.h"
