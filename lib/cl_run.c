@@ -359,6 +359,10 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
         }
     }
 
+    /* The trace's time zero is set before the watchdog thread starts, which may
+     * write the trace of a hang; it falls a few microseconds before the gate opens. */
+    if (trace_file != NULL)
+        trace.origin_ns = cl_now_ns();
     struct cl_watchdog wd;
     cl_watchdog_start(&wd, &(struct cl_watchdog_cfg){.timeout_s = opts->timeout_s,
                                                      .progress = total_progress,
@@ -368,8 +372,6 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
                                                      .arg = &run,
                                                      .fd = STDERR_FILENO});
     uint64_t t0 = cl_now_ns();
-    if (trace_file != NULL)
-        trace.origin_ns = t0;
     gate_open_all();
     for (int i = 0; i < run.threads; i++)
         CL_PT(pthread_join(tids[i], NULL));
