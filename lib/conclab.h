@@ -5,6 +5,7 @@
 #include "cl_chapter.h"
 #include "cl_check.h"
 #include "cl_cli.h"
+#include "cl_queue.h"
 #include "cl_report.h"
 #include "cl_run.h"
 #include "cl_time.h"
