@@ -226,7 +226,11 @@ static void print_json(const struct cl_run *run, const struct cl_result *res, in
         for (char *p = key; *p; p++)
             if (*p == '-')
                 *p = '_';
-        cl_json_int(&j, key, run->opts->param[i]);
+        if (run->chapter->param_choices != NULL && run->chapter->param_choices[i] != NULL) {
+            char buf[32];
+            cl_json_str(&j, key, cl_param_str(run->chapter, i, run->opts->param[i], buf, sizeof buf));
+        } else
+            cl_json_int(&j, key, run->opts->param[i]);
     }
     cl_json_close(&j);
     cl_json_real(&j, "wall_s", run->wall_s);
