@@ -228,7 +228,8 @@ static void print_json(const struct cl_run *run, const struct cl_result *res, in
                 *p = '_';
         if (run->chapter->param_choices != NULL && run->chapter->param_choices[i] != NULL) {
             char buf[32];
-            cl_json_str(&j, key, cl_param_str(run->chapter, i, run->opts->param[i], buf, sizeof buf));
+            cl_json_str(&j, key,
+                        cl_param_str(run->chapter, i, run->opts->param[i], buf, sizeof buf));
         } else
             cl_json_int(&j, key, run->opts->param[i]);
     }
@@ -276,6 +277,15 @@ static void print_human(const struct cl_run *run, const struct cl_result *res, b
     printf("  => %s\n", res->verdict);
 }
 
+static bool header_pending; /* cl_main's header line is still to be printed */
+
+static void print_header(const struct cl_chapter *ch)
+{
+    if (header_pending)
+        printf("%s: %s\n", ch->name, ch->look_for);
+    header_pending = false;
+}
+
 int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
                    const struct cl_variant *v)
 {
@@ -290,6 +300,7 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
         fprintf(stderr, "%s\n", err);
         return CL_EXIT_USAGE;
     }
+    print_header(ch);
 
     FILE *trace_file = NULL;
     if (opts->trace != NULL && (trace_file = fopen(opts->trace, "w")) == NULL) {
@@ -460,9 +471,11 @@ int cl_main(const struct cl_chapter *ch, int argc, char **argv)
                    cl_tags_str(ch->variants[i].tags, tags, sizeof tags), ch->variants[i].desc);
         return CL_EXIT_OK;
     }
-    if (!opts.json && !opts.quiet)
-        printf("%s: %s\n", ch->name, ch->look_for);
+    /* The header: for one variant, once its prepare hook has accepted the flags,
+     * so that a refused combination prints only its error line. */
+    header_pending = !opts.json && !opts.quiet;
     if (opts.variant != NULL)
         return cl_run_variant(ch, &opts, opts.variant);
+    print_header(ch);
     return run_all(ch, &opts);
 }
