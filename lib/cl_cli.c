@@ -78,8 +78,8 @@ static void join_names(const char *const *names, char *buf, size_t len)
     }
 }
 
-static int parse_choice(const char *prog, const char *flag, const char *const *names,
-                        const char *s, long long *out, char *err, size_t len)
+static int parse_choice(const char *prog, const char *flag, const char *const *names, const char *s,
+                        long long *out, char *err, size_t len)
 {
     for (size_t k = 0; names[k] != NULL; k++) {
         if (strcmp(s, names[k]) == 0) {

@@ -204,8 +204,8 @@ static void test_task_done_and_join(void **state)
 
 /* Many producers and consumers, shut down by close: every item exactly once,
  * and join returns once every consumer has task_done'd everything. */
-#define PRODUCERS 3
-#define CONSUMERS 3
+#define PRODUCERS    3
+#define CONSUMERS    3
 #define PER_PRODUCER 20000
 
 struct mpmc {
@@ -257,8 +257,8 @@ static void test_many_producers_and_consumers(void **state)
     struct role roles[PRODUCERS + CONSUMERS];
     for (int i = 0; i < PRODUCERS + CONSUMERS; i++) {
         roles[i] = (struct role){m, i < PRODUCERS ? i : i - PRODUCERS};
-        CL_PT(pthread_create(&t[i], NULL, i < PRODUCERS ? mpmc_producer : mpmc_consumer,
-                             &roles[i]));
+        CL_PT(
+            pthread_create(&t[i], NULL, i < PRODUCERS ? mpmc_producer : mpmc_consumer, &roles[i]));
     }
     for (int i = 0; i < PRODUCERS + CONSUMERS; i++)
         CL_PT(pthread_join(t[i], NULL));
