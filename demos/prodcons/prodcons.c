@@ -785,8 +785,9 @@ static void prodcons(struct cl_worker *w)
 
 /* ----------------------------------------------------------- the variants */
 
-#define QUEUE_ITEMS 200000 /* default items of the queue designs */
-#define BP_ITEMS    10000  /* default items of the backpressure variants: 40 MiB of messages */
+#define QUEUE_ITEMS    200000 /* default items of the queue designs ... */
+#define ITEMS_PER_SLOT 1000   /* ... or this many per slot of capacity, if fewer */
+#define BP_ITEMS       10000  /* default items of the backpressure variants: 40 MiB of messages */
 
 /* Each design with its default flags: the queue designs move many small items as
  * fast as they can; the backpressure ones pair a fast producer with a consumer
@@ -900,7 +901,8 @@ static const struct cl_param params[] = {
     {"producers", "producer threads", 0, 1, 64},
     {"consumers", "consumer threads", 0, 1, 64},
     {"capacity", "buffer slots (items)", 0, 1, 65536},
-    {"items", "items to produce, in total", 0, 1, 100000000},
+    {"items", "items to produce, in total (queue designs: 200,000, or 1,000 per slot if fewer)", 0,
+     1, 100000000},
     {"consume-us", "busy time to process one item, in microseconds", -1, 0, 100000},
     {"produce-us", "busy time to make one item, in microseconds", -1, 0, 100000},
     {"shutdown", "how the consumers are stopped", SHUT_CLOSE, SHUT_CLOSE, SHUT_PASS_ALONG},
@@ -934,8 +936,12 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
         p[CONSUMERS] = d->consumers;
     if (p[CAPACITY] == 0)
         p[CAPACITY] = (long long)d->capacity;
-    if (p[ITEMS] == 0)
+    if (p[ITEMS] == 0) {
         p[ITEMS] = (long long)d->items;
+        /* A tiny buffer means a thread switch per item or two: keep such runs short */
+        if (d->items == QUEUE_ITEMS && p[CAPACITY] * ITEMS_PER_SLOT < p[ITEMS])
+            p[ITEMS] = p[CAPACITY] * ITEMS_PER_SLOT;
+    }
     if (p[CONSUME_US] < 0)
         p[CONSUME_US] = d->consume_us;
     if (p[PRODUCE_US] < 0)
