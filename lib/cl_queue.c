@@ -62,6 +62,7 @@ static bool wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, const struct timesp
 /* mode: 0 blocks, 1 never blocks, 2 blocks until the deadline. */
 enum { BLOCK, NOWAIT, TIMED };
 
+/* [snippet queue-put] */
 static enum cl_qstatus put(struct cl_queue *q, void *item, int mode, uint64_t timeout_ns)
 {
     struct timespec dl;
@@ -96,6 +97,7 @@ static enum cl_qstatus put(struct cl_queue *q, void *item, int mode, uint64_t ti
     CL_PT(pthread_mutex_unlock(&q->mu));
     return CL_Q_OK;
 }
+/* [end queue-put] */
 
 static enum cl_qstatus get(struct cl_queue *q, void **item, int mode, uint64_t timeout_ns)
 {
@@ -170,6 +172,7 @@ void cl_queue_close(struct cl_queue *q)
     CL_PT(pthread_mutex_unlock(&q->mu));
 }
 
+/* [snippet queue-task-done] */
 enum cl_qstatus cl_queue_task_done(struct cl_queue *q)
 {
     enum cl_qstatus s = CL_Q_OK;
@@ -181,6 +184,7 @@ enum cl_qstatus cl_queue_task_done(struct cl_queue *q)
     CL_PT(pthread_mutex_unlock(&q->mu));
     return s;
 }
+/* [end queue-task-done] */
 
 static enum cl_qstatus join(struct cl_queue *q, const struct timespec *deadline)
 {
