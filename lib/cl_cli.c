@@ -344,7 +344,7 @@ void cl_usage(const struct cl_chapter *ch, FILE *out)
     for (size_t i = 0; i < ch->nparams; i++) {
         const struct cl_param *p = &ch->params[i];
         const char *const *names = choices_of(ch, i);
-        char allowed[512], def[64], num[32];
+        char allowed[512], def[64];
         if (names != NULL)
             join_names(names, allowed, sizeof allowed);
         else
@@ -352,8 +352,10 @@ void cl_usage(const struct cl_chapter *ch, FILE *out)
         /* a default outside the range means the variant picks it */
         if (p->def < p->min || p->def > p->max)
             snprintf(def, sizeof def, "per variant");
-        else
+        else {
+            char num[32];
             snprintf(def, sizeof def, "%s", cl_param_str(ch, i, p->def, num, sizeof num));
+        }
         fprintf(out, "  --%-17s %s (%s; default: %s)\n", p->name, p->help, allowed, def);
     }
     fprintf(out, "\nexit: 0 as documented, 1 a correct variant was wrong, 2 usage, 3 hang "
