@@ -59,6 +59,11 @@ static void backoff(unsigned *spins)
         sched_yield();
 }
 
+/* A per-thread counter on a cache line of its own. */
+struct padded {
+    _Alignas(64) uint64_t n;
+};
+
 /* A queue design: how to put, get and close. get returns false once the queue
  * is closed and drained. */
 struct design {
@@ -315,10 +320,11 @@ static struct {
     bool closed;
 } poll_q = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+static struct padded *polls; /* failed tries, per thread */
+
 static void poll_put(struct cl_worker *w, uint64_t id)
 {
-    (void)w;
-    for (unsigned spins = 0;; backoff(&spins)) { /* no sleeping: ask again and again */
+    for (unsigned spins = 0;; backoff(&spins), polls[w->id].n++) { /* ask again and again */
         if (pthread_mutex_trylock(&poll_q.mu) != 0)
             continue;
         bool room = poll_q.len < capacity;
@@ -332,8 +338,7 @@ static void poll_put(struct cl_worker *w, uint64_t id)
 
 static bool poll_get(struct cl_worker *w, uint64_t *id)
 {
-    (void)w;
-    for (unsigned spins = 0;; backoff(&spins)) {
+    for (unsigned spins = 0;; backoff(&spins), polls[w->id].n++) {
         if (pthread_mutex_trylock(&poll_q.mu) != 0)
             continue;
         bool got = poll_q.len > 0, over = !got && poll_q.closed;
@@ -352,6 +357,7 @@ static bool poll_get(struct cl_worker *w, uint64_t *id)
 static void poll_init(void)
 {
     poll_q.slots = cl_xcalloc(capacity, sizeof *poll_q.slots);
+    polls = cl_xcalloc((size_t)(nprod + ncons), sizeof *polls);
     poll_q.head = poll_q.len = 0;
     poll_q.closed = false;
 }
@@ -366,6 +372,7 @@ static void poll_close(void)
 static void poll_fini(void)
 {
     free(poll_q.slots);
+    free(polls);
 }
 
 /* ---------------------------------------------------------------- spsc-ring */
@@ -584,9 +591,6 @@ static void unbounded_report(int fd)
 }
 
 /* Time each producer spent blocked on a full queue (bounded). */
-struct padded {
-    _Alignas(64) uint64_t ns;
-};
 static struct padded *blocked;
 
 /* [snippet bounded] */
@@ -598,7 +602,7 @@ static void bounded_put(struct cl_worker *w, uint64_t id)
         uint64_t t = cl_now_ns();
         cl_queue_put(&queue, m); /* backpressure: the producer slows to its pace */
         uint64_t now = cl_now_ns();
-        blocked[w->id].ns += now - t;
+        blocked[w->id].n += now - t;
         if (w->trace != NULL)
             cl_trace_add(w->trace, CL_SPAN_WAIT, t, now);
         cl_status(w, NULL);
@@ -1129,6 +1133,12 @@ static void check(const struct cl_run *run, struct cl_result *res)
     cl_metric_real(res, "cpu_s", cpu);
     cl_metric_real(res, "cpu_per_wall", cpu / run->wall_s);
     cl_metric_int(res, "peak_rss_kib", now.ru_maxrss);
+    if (d == &d_poll) {
+        uint64_t tries = 0;
+        for (int i = 0; i < nprod + ncons; i++)
+            tries += polls[i].n;
+        cl_metric_int(res, "failed_polls", (long long)tries);
+    }
     if (d == &d_pipe)
         cl_metric_int(res, "pipe_items", pipe_bytes / (long)sizeof(uint64_t));
     if (sampler.n > 0) {
@@ -1142,7 +1152,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
     if (d == &d_bounded) {
         uint64_t ns = 0;
         for (int i = 0; i < nprod; i++)
-            ns += blocked[i].ns;
+            ns += blocked[i].n;
         cl_metric_real(res, "blocked_s", cl_seconds(ns));
     }
     if (d == &d_watermarks) {
