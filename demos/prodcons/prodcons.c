@@ -357,7 +357,7 @@ static bool poll_get(struct cl_worker *w, uint64_t *id)
 static void poll_init(void)
 {
     poll_q.slots = cl_xcalloc(capacity, sizeof *poll_q.slots);
-    polls = cl_xcalloc((size_t)(nprod + ncons), sizeof *polls);
+    polls = cl_xcalloc((size_t)nprod + (size_t)ncons, sizeof *polls);
     poll_q.head = poll_q.len = 0;
     poll_q.closed = false;
 }
