@@ -357,7 +357,7 @@ static bool poll_get(struct cl_worker *w, uint64_t *id)
 static void poll_init(void)
 {
     poll_q.slots = cl_xcalloc(capacity, sizeof *poll_q.slots);
-    polls = cl_xcalloc((size_t)nprod + (size_t)ncons, sizeof *polls);
+    polls = cl_xaligned_calloc(64, (size_t)nprod + (size_t)ncons, sizeof *polls);
     poll_q.head = poll_q.len = 0;
     poll_q.closed = false;
 }
@@ -623,7 +623,7 @@ static bool bounded_get(struct cl_worker *w, uint64_t *id)
 static void bounded_init(void)
 {
     condvar_init();
-    blocked = cl_xcalloc((size_t)nprod, sizeof *blocked);
+    blocked = cl_xaligned_calloc(64, (size_t)nprod, sizeof *blocked);
 }
 
 static void bounded_fini(void)
