@@ -379,9 +379,12 @@ static void poll_fini(void)
 
 /* [snippet spsc-ring] */
 /* Head and tail only ever grow; slot = index % capacity. The producer alone
- * writes tail, the consumer alone writes head, each on its own cache line. */
+ * writes tail, the consumer alone writes head, each on its own cache line, next
+ * to that side's private copies. */
+#define RING_BATCH 64 /* the consumer frees slots in batches of at most this many */
 static struct {
-    _Alignas(64) _Atomic size_t head; /* next to read: the consumer's */
+    _Alignas(64) _Atomic size_t head; /* next to read, as the producer may see it */
+    size_t next;                      /* the consumer's own next to read */
     size_t tail_seen;                 /* the consumer's last look at tail */
     _Alignas(64) _Atomic size_t tail; /* next to write: the producer's */
     size_t head_seen;                 /* the producer's last look at head */
@@ -403,7 +406,7 @@ static void ring_put(struct cl_worker *w, uint64_t id)
 static bool ring_get(struct cl_worker *w, uint64_t *id)
 {
     (void)w;
-    size_t h = atomic_load_explicit(&ring.head, memory_order_relaxed);
+    size_t h = ring.next;
     for (unsigned spins = 0; h == ring.tail_seen; backoff(&spins)) {
         bool closed = atomic_load_explicit(&ring.closed, memory_order_acquire);
         /* acquire: pairs with the producer's release, so the slot is complete */
@@ -412,7 +415,12 @@ static bool ring_get(struct cl_worker *w, uint64_t *id)
             return false; /* closed after its last put, and all taken */
     }
     *id = ring.slots[h % capacity];
-    atomic_store_explicit(&ring.head, h + 1, memory_order_release); /* the slot is free */
+    ring.next = h + 1;
+    /* Free the slots for the producer (release: we are done reading them) every
+     * RING_BATCH items, and always before we could wait: one cache-line transfer
+     * per batch instead of one per item. */
+    if (ring.next == ring.tail_seen || ring.next % RING_BATCH == 0)
+        atomic_store_explicit(&ring.head, ring.next, memory_order_release);
     return true;
 }
 
@@ -426,6 +434,7 @@ static void ring_init(void)
 {
     atomic_store(&ring.head, 0);
     atomic_store(&ring.tail, 0);
+    ring.next = 0;
     atomic_store(&ring.closed, false);
     ring.head_seen = ring.tail_seen = 0;
     ring.slots = cl_xcalloc(capacity, sizeof *ring.slots);
