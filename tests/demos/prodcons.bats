@@ -219,6 +219,19 @@ assert_exact_run() { # what
     assert_output --partial "close, pill-per-consumer, pass-along; default: close"
 }
 
+@test "Ctrl-C stops a long run with 130 and the partial count, blocked threads or not" {
+    for v in bounded condvar; do
+        "$PC" --variant "$v" --items 5000000 --consume-us 50 >"$BATS_TEST_TMPDIR/out" 2>&1 &
+        pid=$!
+        sleep 0.5
+        kill -INT "$pid"
+        status=0
+        wait "$pid" || status=$?
+        [ "$status" -eq 130 ] || fail "$v: exit $status"
+        grep -q "$v: interrupted after" "$BATS_TEST_TMPDIR/out"
+    done
+}
+
 # --- bad input ---------------------------------------------------------------
 
 @test "bad input: exit 2 and one line on stderr naming the flag" {
