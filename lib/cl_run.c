@@ -426,9 +426,15 @@ static int run_all(const struct cl_chapter *ch, const struct cl_opts *opts)
             if (atomic_load_explicit(&interrupted, memory_order_relaxed))
                 kill(pid, SIGINT);
         }
-        if (atomic_load_explicit(&interrupted, memory_order_relaxed) ||
-            (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_INTERRUPTED))
+        bool child_interrupted = WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_INTERRUPTED;
+        if (atomic_load_explicit(&interrupted, memory_order_relaxed) || child_interrupted) {
+            /* Ctrl-C that came as the child ended by itself: it printed its whole
+             * result, so say where the run stopped */
+            if (!child_interrupted && !opts->json)
+                printf("%s: interrupted %s variant %s; the rest were not run\n", ch->name,
+                       WIFEXITED(status) ? "after" : "during", v->name);
             return CL_EXIT_INTERRUPTED;
+        }
         if (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_USAGE)
             return CL_EXIT_USAGE;
         if (!as_declared(v, status)) {
