@@ -44,6 +44,11 @@ struct cl_chapter {
     const struct cl_param *params;
     size_t nparams;
     double timeout_s; /* default --timeout */
+    /* Optional, parallel to params: a flag that takes a name (--shutdown close)
+     * has its NULL-terminated list of names here, and its value is the index of
+     * the name given (its min and max are then 0 and the count - 1). A NULL
+     * entry, or a NULL array, is an integer flag. */
+    const char *const *const *param_choices;
     /* Hooks, each optional.
      * prepare: adjust the run once the defaults are applied (threads = producers +
      *   consumers, say), or refuse a combination: return nonzero with one line

@@ -63,6 +63,48 @@ static int parse_int(const char *prog, const char *flag, const char *s, long lon
     return 0;
 }
 
+/* The names of a choice flag, or NULL for an integer flag. */
+static const char *const *choices_of(const struct cl_chapter *ch, size_t i)
+{
+    return ch->param_choices != NULL ? ch->param_choices[i] : NULL;
+}
+
+static void join_names(const char *const *names, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (size_t k = 0; names[k] != NULL; k++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, "%s%s", k ? ", " : "", names[k]);
+    }
+}
+
+static int parse_choice(const char *prog, const char *flag, const char *const *names, const char *s,
+                        long long *out, char *err, size_t len)
+{
+    for (size_t k = 0; names[k] != NULL; k++) {
+        if (strcmp(s, names[k]) == 0) {
+            *out = (long long)k;
+            return 0;
+        }
+    }
+    char all[512];
+    join_names(names, all, sizeof all);
+    return fail(err, len, "%s: --%s: no such choice '%s' (allowed: %s)", prog, flag, s, all);
+}
+
+const char *cl_param_str(const struct cl_chapter *ch, size_t i, long long value, char *buf,
+                         size_t len)
+{
+    const char *const *names = choices_of(ch, i);
+    if (names != NULL && value >= 0) {
+        for (long long k = 0; names[k] != NULL; k++)
+            if (k == value)
+                return names[k];
+    }
+    snprintf(buf, len, "%lld", value);
+    return buf;
+}
+
 static int parse_variant(const struct cl_chapter *ch, const char *s, struct cl_opts *o, char *err,
                          size_t len)
 {
@@ -139,7 +181,11 @@ static void describe_range(const struct cl_chapter *ch, int code, char *buf, siz
         break;
     default: {
         const struct cl_param *p = &ch->params[code - OPT_PARAM];
-        snprintf(buf, len, "%lld to %lld", p->min, p->max);
+        const char *const *names = choices_of(ch, (size_t)(code - OPT_PARAM));
+        if (names != NULL)
+            join_names(names, buf, len);
+        else
+            snprintf(buf, len, "%lld to %lld", p->min, p->max);
     }
     }
 }
@@ -236,6 +282,12 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
                         flag_name(argv[optind - 1], flag, sizeof flag));
         default: {
             const struct cl_param *p = &ch->params[c - OPT_PARAM];
+            const char *const *names = choices_of(ch, (size_t)(c - OPT_PARAM));
+            if (names != NULL) {
+                rc = parse_choice(prog, p->name, names, optarg, &o->param[c - OPT_PARAM], err,
+                                  errlen);
+                break;
+            }
             rc = parse_int(prog, p->name, optarg, p->min, p->max, &o->param[c - OPT_PARAM], err,
                            errlen);
         }
@@ -289,9 +341,23 @@ void cl_usage(const struct cl_chapter *ch, FILE *out)
             "  --list              list the variants: name, tags, description\n"
             "  --help              this text\n",
             ch->name, ch->look_for, CL_MAX_THREADS, CL_MAX_ITERS, ch->timeout_s);
-    for (size_t i = 0; i < ch->nparams; i++)
-        fprintf(out, "  --%-17s %s (%lld to %lld; default: %lld)\n", ch->params[i].name,
-                ch->params[i].help, ch->params[i].min, ch->params[i].max, ch->params[i].def);
+    for (size_t i = 0; i < ch->nparams; i++) {
+        const struct cl_param *p = &ch->params[i];
+        const char *const *names = choices_of(ch, i);
+        char allowed[512], def[64];
+        if (names != NULL)
+            join_names(names, allowed, sizeof allowed);
+        else
+            snprintf(allowed, sizeof allowed, "%lld to %lld", p->min, p->max);
+        /* a default outside the range means the variant picks it */
+        if (p->def < p->min || p->def > p->max)
+            snprintf(def, sizeof def, "per variant");
+        else {
+            char num[32];
+            snprintf(def, sizeof def, "%s", cl_param_str(ch, i, p->def, num, sizeof num));
+        }
+        fprintf(out, "  --%-17s %s (%s; default: %s)\n", p->name, p->help, allowed, def);
+    }
     fprintf(out, "\nexit: 0 as documented, 1 a correct variant was wrong, 2 usage, 3 hang "
                  "(watchdog), 130 interrupted\n");
 }

@@ -38,6 +38,11 @@ struct cl_opts {
 int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts *o, char *err,
              size_t errlen);
 
+/* The value of the chapter's flag i as text: the name for a choice flag, else
+ * the number (formatted into buf). */
+const char *cl_param_str(const struct cl_chapter *ch, size_t i, long long value, char *buf,
+                         size_t len);
+
 /* The --help text. */
 void cl_usage(const struct cl_chapter *ch, FILE *out);
 

@@ -80,15 +80,6 @@ static void gate_open_all(void)
  * only for a handler and the thread it interrupted). */
 static atomic_bool interrupted;
 
-/* The header line of a single-variant run waits until prepare has accepted the
- * flags, so that a usage error leaves stdout empty. */
-static bool header_pending;
-
-static void print_header(const struct cl_chapter *ch)
-{
-    printf("%s: %s\n", ch->name, ch->look_for);
-}
-
 static void on_sigint(int sig)
 {
     (void)sig;
@@ -248,7 +239,12 @@ static void print_json(const struct cl_run *run, const struct cl_result *res, in
         for (char *p = key; *p; p++)
             if (*p == '-')
                 *p = '_';
-        cl_json_int(&j, key, run->opts->param[i]);
+        if (run->chapter->param_choices != NULL && run->chapter->param_choices[i] != NULL) {
+            char buf[32];
+            cl_json_str(&j, key,
+                        cl_param_str(run->chapter, i, run->opts->param[i], buf, sizeof buf));
+        } else
+            cl_json_int(&j, key, run->opts->param[i]);
     }
     cl_json_close(&j);
     cl_json_real(&j, "wall_s", run->wall_s);
@@ -294,6 +290,15 @@ static void print_human(const struct cl_run *run, const struct cl_result *res, b
     printf("  => %s\n", res->verdict);
 }
 
+static bool header_pending; /* cl_main's header line is still to be printed */
+
+static void print_header(const struct cl_chapter *ch)
+{
+    if (header_pending)
+        printf("%s: %s\n", ch->name, ch->look_for);
+    header_pending = false;
+}
+
 int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
                    const struct cl_variant *v)
 {
@@ -308,10 +313,7 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
         fprintf(stderr, "%s\n", err);
         return CL_EXIT_USAGE;
     }
-    if (header_pending) {
-        header_pending = false;
-        print_header(ch);
-    }
+    print_header(ch);
 
     FILE *trace_file = NULL;
     if (opts->trace != NULL && (trace_file = fopen(opts->trace, "w")) == NULL) {
@@ -442,9 +444,15 @@ static int run_all(const struct cl_chapter *ch, const struct cl_opts *opts)
             if (atomic_load_explicit(&interrupted, memory_order_relaxed))
                 kill(pid, SIGINT);
         }
-        if (atomic_load_explicit(&interrupted, memory_order_relaxed) ||
-            (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_INTERRUPTED))
+        bool child_interrupted = WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_INTERRUPTED;
+        if (atomic_load_explicit(&interrupted, memory_order_relaxed) || child_interrupted) {
+            /* Ctrl-C that came as the child ended by itself: it printed its whole
+             * result, so say where the run stopped */
+            if (!child_interrupted && !opts->json)
+                printf("%s: interrupted %s variant %s; the rest were not run\n", ch->name,
+                       WIFEXITED(status) ? "after" : "during", v->name);
             return CL_EXIT_INTERRUPTED;
+        }
         if (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_USAGE)
             return CL_EXIT_USAGE;
         if (!as_declared(v, status)) {
@@ -487,12 +495,11 @@ int cl_main(const struct cl_chapter *ch, int argc, char **argv)
                    cl_tags_str(ch->variants[i].tags, tags, sizeof tags), ch->variants[i].desc);
         return CL_EXIT_OK;
     }
-    bool header = !opts.json && !opts.quiet;
-    if (opts.variant != NULL) {
-        header_pending = header;
+    /* The header: for one variant, once its prepare hook has accepted the flags,
+     * so that a refused combination prints only its error line. */
+    header_pending = !opts.json && !opts.quiet;
+    if (opts.variant != NULL)
         return cl_run_variant(ch, &opts, opts.variant);
-    }
-    if (header)
-        print_header(ch);
+    print_header(ch);
     return run_all(ch, &opts);
 }

@@ -8,6 +8,7 @@
 #include "cl_cli.h"
 #include "cl_lockdep.h"
 #include "cl_mutex.h"
+#include "cl_queue.h"
 #include "cl_report.h"
 #include "cl_run.h"
 #include "cl_time.h"

@@ -486,6 +486,48 @@ static void test_parse_seed_with_leading_space_minus(void **state)
     assert_contains(err, "--seed");
 }
 
+/* A flag that takes a name: the index is stored, a wrong name is one line. */
+static void test_parse_choice_param(void **state)
+{
+    (void)state;
+    static const struct cl_param p2[] = {
+        {.name = "size", .help = "a number", .def = 0, .min = 1, .max = 9},
+        {.name = "mode", .help = "how", .def = 0, .min = 0, .max = 2},
+    };
+    static const char *const modes[] = {"close", "pill", "pass-along", NULL};
+    static const char *const *const choices[] = {NULL, modes};
+    struct cl_chapter ch = chapter;
+    ch.params = p2;
+    ch.nparams = 2;
+    ch.param_choices = choices;
+    struct cl_opts o;
+    char err[256], buf[32];
+    char *ok[] = {"unit", "--mode", "pass-along", "--size", "3", NULL};
+    assert_int_equal(cl_parse(&ch, 5, ok, &o, err, sizeof err), 0);
+    assert_int_equal(o.param[1], 2);
+    assert_int_equal(o.param[0], 3);
+    assert_string_equal(cl_param_str(&ch, 1, o.param[1], buf, sizeof buf), "pass-along");
+    assert_string_equal(cl_param_str(&ch, 0, o.param[0], buf, sizeof buf), "3");
+    char *dflt[] = {"unit", NULL};
+    assert_int_equal(cl_parse(&ch, 1, dflt, &o, err, sizeof err), 0);
+    assert_int_equal(o.param[1], 0);
+    assert_int_equal(o.param[0], 0); /* out of range: the variant's own default */
+    char *bad[] = {"unit", "--mode", "2", NULL};
+    assert_int_equal(cl_parse(&ch, 3, bad, &o, err, sizeof err), CL_EXIT_USAGE);
+    assert_string_equal(err, "unit: --mode: no such choice '2' (allowed: close, pill, pass-along)");
+    char *missing[] = {"unit", "--mode", NULL};
+    assert_int_equal(cl_parse(&ch, 2, missing, &o, err, sizeof err), CL_EXIT_USAGE);
+    assert_contains(err, "close, pill, pass-along");
+    char text[4096] = "";
+    FILE *f = fmemopen(text, sizeof text, "w");
+    assert_non_null(f);
+    cl_usage(&ch, f);
+    fclose(f);
+    assert_contains(text, "--mode");
+    assert_contains(text, "(close, pill, pass-along; default: close)");
+    assert_contains(text, "(1 to 9; default: per variant)");
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +542,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_parse_abbreviated_flag_missing_value),
         cmocka_unit_test(test_parse_flag_without_value_given_one),
         cmocka_unit_test(test_parse_seed_with_leading_space_minus),
+        cmocka_unit_test(test_parse_choice_param),
     };
     return UNIT_MAIN("cli", tests);
 }
