@@ -241,9 +241,10 @@ static void setup(const struct cl_run *run)
     counter = 0;
     atomic_store(&atomic_counter, 0);
     CL_PT(pthread_spin_init(&counter_spin, PTHREAD_PROCESS_PRIVATE));
-    shards = cl_xcalloc((size_t)run->threads, sizeof *shards);
+    /* calloc aligns to 16 bytes only: a shard could then straddle two cache lines */
+    shards = cl_xaligned_calloc(_Alignof(struct padded), (size_t)run->threads, sizeof *shards);
     packed = cl_xaligned_calloc(64, (size_t)run->threads, sizeof *packed);
-    paid_out = cl_xcalloc((size_t)run->threads, sizeof *paid_out);
+    paid_out = cl_xaligned_calloc(_Alignof(struct padded), (size_t)run->threads, sizeof *paid_out);
     balance = opening_balance(run);
 }
 
