@@ -44,6 +44,12 @@ struct cl_chapter {
     const struct cl_param *params;
     size_t nparams;
     double timeout_s; /* default --timeout */
+    /* Give each worker a CPU of its own when there are no more threads than CPUs.
+     * race wants it: left to the scheduler, two threads woken together often
+     * share a core for milliseconds, and a short racy loop then never overlaps.
+     * Chapters whose threads sleep (a blocking barrier, a queue) are better off
+     * without it: a pinned thread woken on a busy CPU cannot move to an idle one. */
+    bool pin_threads;
     /* Optional, parallel to params: a flag that takes a name (--shutdown close)
      * has its NULL-terminated list of names here, and its value is the index of
      * the name given (its min and max are then 0 and the count - 1). A NULL

@@ -38,10 +38,9 @@ static void gate_pass(const struct cl_run *run)
             sched_yield();
 }
 
-/* With no more threads than CPUs, give each its own: left to the scheduler, two
- * threads woken together often queue on one core for a few milliseconds, long
- * enough for a short loop to finish before the other starts (perfbook pins its
- * counting benchmarks for the same reason). Returns whether it pinned. */
+/* With no more threads than CPUs, give each its own (see cl_chapter.pin_threads;
+ * perfbook pins its counting benchmarks for the same reason). Returns whether it
+ * pinned. */
 static bool pin_workers(pthread_attr_t *attrs, int threads)
 {
     cpu_set_t allowed;
@@ -351,7 +350,7 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     pthread_attr_t *attrs = cl_xcalloc((size_t)run.threads, sizeof *attrs);
     for (int i = 0; i < run.threads; i++)
         CL_PT(pthread_attr_init(&attrs[i]));
-    run.pinned = pin_workers(attrs, run.threads);
+    run.pinned = ch->pin_threads && pin_workers(attrs, run.threads);
     for (int i = 0; i < run.threads; i++) {
         int rc = pthread_create(&tids[i], &attrs[i], worker_main, &workers[i]);
         if (rc != 0) {

@@ -309,6 +309,7 @@ static const struct cl_chapter race = {
     .params = params,
     .nparams = sizeof params / sizeof params[0],
     .timeout_s = 5,
+    .pin_threads = true, /* so the racing threads really overlap */
     .setup = setup,
     .check = check,
 };
