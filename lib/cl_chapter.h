@@ -45,10 +45,11 @@ struct cl_chapter {
     size_t nparams;
     double timeout_s; /* default --timeout */
     /* Give each worker a CPU of its own when there are no more threads than CPUs.
-     * race wants it: left to the scheduler, two threads woken together often
-     * share a core for milliseconds, and a short racy loop then never overlaps.
-     * Chapters whose threads sleep (a blocking barrier, a queue) are better off
-     * without it: a pinned thread woken on a busy CPU cannot move to an idle one. */
+     * Left to the scheduler, two threads woken together often share a core for
+     * milliseconds: a short racy loop then never overlaps, and a spinning waiter
+     * (spin barrier, SPSC ring) burns the slice its partner needs. The price: a
+     * pinned thread that sleeps cannot move to an idle CPU when it wakes, which
+     * made the pthread barrier stencil slower on the 2-vCPU VM. */
     bool pin_threads;
     /* Optional, parallel to params: a flag that takes a name (--shutdown close)
      * has its NULL-terminated list of names here, and its value is the index of

@@ -602,6 +602,7 @@ static const struct cl_chapter barrier = {
     .params = params,
     .nparams = sizeof params / sizeof params[0],
     .timeout_s = 10,
+    .pin_threads = true, /* the spin barrier needs a core per thread */
     .prepare = prepare,
     .setup = setup,
     .check = check,

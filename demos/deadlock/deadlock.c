@@ -878,6 +878,7 @@ static const struct cl_chapter deadlock = {
     .params = params,
     .nparams = sizeof params / sizeof params[0],
     .timeout_s = 2,
+    .pin_threads = true, /* trylock spins on a busy lock: a core per thread */
     .prepare = prepare,
     .setup = setup,
     .check = check,

@@ -1203,6 +1203,7 @@ static const struct cl_chapter prodcons_chapter = {
     .params = params,
     .nparams = sizeof params / sizeof params[0],
     .timeout_s = 2,
+    .pin_threads = true, /* the SPSC ring and polling spin: a core per thread */
     .param_choices = param_choices,
     .prepare = prepare,
     .setup = setup,
