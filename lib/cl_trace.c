@@ -66,14 +66,22 @@ static bool open_span(const struct cl_trace *t, int i, int k, struct cl_span *s)
     return true;
 }
 
-/* Span k of thread i: the n stored ones, then (k = n .. n+2) the open ones;
- * NULL for a kind with no open span. */
-static const struct cl_span *span_at(const struct cl_trace *t, int i, size_t k, size_t n,
-                                     struct cl_span *tmp)
+/* Call fn on every span, thread by thread: the stored ones, then, when a hang
+ * cut the trace, the ones still open, ended at the cut. */
+typedef void span_fn(int thread, const struct cl_span *s, void *arg);
+
+static void each_span(const struct cl_trace *t, span_fn *fn, void *arg)
 {
-    if (k < n)
-        return &t->bufs[i].spans[k];
-    return open_span(t, i, (int)(k - n), tmp) ? tmp : NULL;
+    for (int i = 0; i < t->threads; i++) {
+        size_t n = spans_of(&t->bufs[i]);
+        for (size_t k = 0; k < n; k++)
+            fn(i + 1, &t->bufs[i].spans[k], arg);
+        for (int kind = 0; kind < CL_SPAN_KINDS; kind++) {
+            struct cl_span open;
+            if (open_span(t, i, kind, &open))
+                fn(i + 1, &open, arg);
+        }
+    }
 }
 
 const char *cl_span_name(enum cl_span_kind kind)
@@ -87,46 +95,51 @@ static double rel_s(const struct cl_trace *t, uint64_t ns)
     return cl_seconds(ns - t->origin_ns);
 }
 
+struct csv_out {
+    const struct cl_trace *t;
+    FILE *f;
+};
+
+static void csv_row(int thread, const struct cl_span *s, void *arg)
+{
+    const struct csv_out *o = arg;
+    fprintf(o->f, "%d,%s,%.9f,%.9f\n", thread, cl_span_name(s->kind), rel_s(o->t, s->start_ns),
+            rel_s(o->t, s->end_ns));
+}
+
 void cl_trace_write_csv(const struct cl_trace *t, FILE *f)
 {
     fprintf(f, "thread,kind,start_s,end_s\n");
-    for (int i = 0; i < t->threads; i++) {
-        size_t n = spans_of(&t->bufs[i]);
-        for (size_t k = 0; k < n + 3; k++) {
-            struct cl_span tmp;
-            const struct cl_span *s = span_at(t, i, k, n, &tmp);
-            if (s == NULL)
-                continue;
-            fprintf(f, "%d,%s,%.9f,%.9f\n", i + 1, cl_span_name(s->kind), rel_s(t, s->start_ns),
-                    rel_s(t, s->end_ns));
-        }
-    }
+    each_span(t, csv_row, &(struct csv_out){t, f});
+}
+
+struct json_out {
+    const struct cl_trace *t;
+    struct cl_json *j;
+    const char *label;
+};
+
+/* Chrome's trace-event format: complete ("X") events, times in microseconds. */
+static void json_event(int thread, const struct cl_span *s, void *arg)
+{
+    const struct json_out *o = arg;
+    cl_json_object(o->j, NULL);
+    cl_json_str(o->j, "name", cl_span_name(s->kind));
+    cl_json_str(o->j, "cat", o->label);
+    cl_json_str(o->j, "ph", "X");
+    cl_json_real(o->j, "ts", rel_s(o->t, s->start_ns) * 1e6);
+    cl_json_real(o->j, "dur", cl_seconds(s->end_ns - s->start_ns) * 1e6);
+    cl_json_int(o->j, "pid", 1);
+    cl_json_int(o->j, "tid", thread);
+    cl_json_close(o->j);
 }
 
 void cl_trace_write_json(const struct cl_trace *t, FILE *f, const char *label)
 {
-    /* Chrome's trace-event format: complete ("X") events, times in microseconds. */
     struct cl_json j;
     cl_json_begin(&j, f);
     cl_json_array(&j, "traceEvents");
-    for (int i = 0; i < t->threads; i++) {
-        size_t n = spans_of(&t->bufs[i]);
-        for (size_t k = 0; k < n + 3; k++) {
-            struct cl_span tmp;
-            const struct cl_span *s = span_at(t, i, k, n, &tmp);
-            if (s == NULL)
-                continue;
-            cl_json_object(&j, NULL);
-            cl_json_str(&j, "name", cl_span_name(s->kind));
-            cl_json_str(&j, "cat", label);
-            cl_json_str(&j, "ph", "X");
-            cl_json_real(&j, "ts", rel_s(t, s->start_ns) * 1e6);
-            cl_json_real(&j, "dur", cl_seconds(s->end_ns - s->start_ns) * 1e6);
-            cl_json_int(&j, "pid", 1);
-            cl_json_int(&j, "tid", i + 1);
-            cl_json_close(&j);
-        }
-    }
+    each_span(t, json_event, &(struct json_out){t, &j, label});
     cl_json_close(&j);
     cl_json_end(&j);
 }

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum cl_span_kind { CL_SPAN_RUN, CL_SPAN_WAIT, CL_SPAN_HOLD };
+enum cl_span_kind { CL_SPAN_RUN, CL_SPAN_WAIT, CL_SPAN_HOLD, CL_SPAN_KINDS };
 
 struct cl_span {
     uint64_t start_ns, end_ns;
@@ -23,7 +23,7 @@ struct cl_trace_buf {
     uint64_t dropped; /* spans past cap are counted, not stored */
     /* Start of a span still open, per kind (0: none): a thread blocked for good
      * in a deadlock never closes its wait. Read by the watchdog's writer. */
-    _Atomic uint64_t open_ns[3];
+    _Atomic uint64_t open_ns[CL_SPAN_KINDS];
 };
 
 struct cl_trace {
