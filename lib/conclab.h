@@ -6,6 +6,7 @@
 #include "cl_chapter.h"
 #include "cl_check.h"
 #include "cl_cli.h"
+#include "cl_gil.h"
 #include "cl_lockdep.h"
 #include "cl_mutex.h"
 #include "cl_queue.h"
