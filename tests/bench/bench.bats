@@ -97,6 +97,19 @@ setup() {
     [ -s "$BATS_TEST_TMPDIR/f/race-tiny.hyperfine.json" ] # the good experiment still ran
 }
 
+@test "X_program times a reference program in place of the demo; a missing one is skipped" {
+    run --separate-stderr "$RUN" --experiments "$FIXTURES/program" --only race \
+        --build "$CONCLAB_BUILD" --out "$BATS_TEST_TMPDIR/p"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"skipped: conclab-no-such-program is not installed"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/p/failures.txt" ] || [ ! -s "$BATS_TEST_TMPDIR/p/failures.txt" ]
+    run jq -r '[.[] | "\(.params.iters) \(.ops)"] | join(",")' "$BATS_TEST_TMPDIR/p/race-ref.rows.json"
+    [ "$output" = "10 10,20 20" ]
+    grep -q 'Command: `bash tests/bench/fixtures/program/reference.sh --iters {iters}`' \
+        "$BATS_TEST_TMPDIR/p/REPORT.md"
+    grep -q 'Skipped: `conclab-no-such-program` is not installed' "$BATS_TEST_TMPDIR/p/REPORT.md"
+}
+
 @test "an interrupted run (Ctrl-C) exits 130 and leaves no half-written file" {
     out="$BATS_TEST_TMPDIR/i" t="$BATS_TEST_TMPDIR"
     # In a process group of its own, so the interrupt reaches bench/run and what it
