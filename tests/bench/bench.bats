@@ -81,6 +81,7 @@ setup() {
     assert_success
     [ "$(grep -c '^| race-' <<<"$output")" -eq 40 ]
     ! grep -E '^\| race-' <<<"$output" | awk -F'|' '$6 + 0 != 1 { bad = 1 } END { exit !bad }'
+    grep -qE 'within 10%: ([1-9][0-9]*) of \1\.$' <<<"$output" # every relative figure is stable
     run --separate-stderr "$RUN" --compare "$Q" /nonexistent
     [ "$status" -eq 2 ]
     [[ "$stderr" == *"not a bench/run result folder"* ]]
