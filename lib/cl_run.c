@@ -242,7 +242,9 @@ static void print_json(const struct cl_run *run, const struct cl_result *res, in
             char buf[32];
             cl_json_str(&j, key,
                         cl_param_str(run->chapter, i, run->opts->param[i], buf, sizeof buf));
-        } else
+        } else if (run->chapter->param_decimals != NULL && run->chapter->param_decimals[i] > 0)
+            cl_json_real(&j, key, cl_param_real(run->chapter, i, run->opts->param[i]));
+        else
             cl_json_int(&j, key, run->opts->param[i]);
     }
     cl_json_close(&j);
