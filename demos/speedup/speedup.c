@@ -8,6 +8,7 @@
  * Every task's result is checked in closed form, and the run reports wall
  * time, CPU time (children included), their ratio and the context switches. */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -53,9 +54,9 @@ static uint64_t serial_spent_ns;
 static pid_t *children; /* procs only */
 static int children_failed;
 
-/* The wall time of seq, shared with the variants that run after it in the same
+/* seq's run_s, shared with the variants that run after it in the same
  * invocation (each in its own child): their speedup over it. NaN: none yet. */
-static double *seq_wall_s;
+static double *seq_run_s;
 
 /* ------------------------------------------------------------- one task */
 
@@ -402,18 +403,24 @@ static void check(const struct cl_run *run, struct cl_result *res)
                        (double)serial_spent_ns /
                            ((double)serial_spent_ns + (double)ntasks * (double)latency_ns));
     if (run->variant->worker == run_seq)
-        *seq_wall_s = run->wall_s;
-    else if (*seq_wall_s == *seq_wall_s) { /* not NaN: seq ran before us, same flags */
-        cl_metric_real(res, "speedup", *seq_wall_s / run->wall_s);
-        cl_metric_real(res, "efficiency", *seq_wall_s / run->wall_s / nworkers);
+        *seq_run_s = run_s;
+    else if (!isnan(*seq_run_s)) { /* seq ran before us in this invocation, same flags */
+        cl_metric_real(res, "speedup", *seq_run_s / run_s);
+        cl_metric_real(res, "efficiency", *seq_run_s / run_s / nworkers);
     }
 
-    char a[32];
+    char a[32], sum_text[64] = "";
+    if (work == CPU) { /* the whole range's sum, the same whichever executor ran it */
+        uint64_t sum = 0;
+        for (uint64_t i = 0; i < ntasks; i++)
+            sum += results[i];
+        snprintf(sum_text, sizeof sum_text, " (sum %" PRIu64 ")", sum);
+    }
     if (res->exact)
         cl_verdict(res,
-                   "all %s tasks right in %.3f s (%.3f s from the start gate): CPU %.3f s, "
+                   "all %s tasks right%s in %.3f s (%.3f s from the start gate): CPU %.3f s, "
                    "parallelism %.2f",
-                   cl_fmt_count(ntasks, a), run_s, run->wall_s, cpu, parallelism);
+                   cl_fmt_count(ntasks, a), sum_text, run_s, run->wall_s, cpu, parallelism);
     else
         cl_verdict(res, "WRONG: %s of %s tasks missing, repeated or wrong%s",
                    cl_fmt_count(wrong, a), cl_fmt_count(ntasks, (char[32]){0}),
@@ -454,10 +461,10 @@ static const struct cl_chapter speedup_chapter = {
 int main(int argc, char **argv)
 {
     /* shared with the children that `all` forks, so later variants see seq's time */
-    seq_wall_s =
-        mmap(NULL, sizeof *seq_wall_s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (seq_wall_s == MAP_FAILED)
+    seq_run_s =
+        mmap(NULL, sizeof *seq_run_s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (seq_run_s == MAP_FAILED)
         cl_die(__FILE__, __LINE__, "mmap", errno);
-    *seq_wall_s = (double)NAN;
+    *seq_run_s = (double)NAN;
     return cl_main(&speedup_chapter, argc, argv);
 }
