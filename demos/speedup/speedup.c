@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/param.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,14 +29,14 @@
 enum { WORK, TASKS, WORKERS, SIZE, LATENCY_MS, CPU_FRACTION, CPUS }; /* flags */
 enum { CPU, IO_SLEEP, IO_REAL, MIXED };                              /* --work */
 
-#define CPU_TASK_SIZE   50000000ull  /* default --size: about 50 ms of CPU a task */
-#define IO_TASKS        100          /* default --tasks for the I/O kinds */
-#define LATENCY_MS_DEF  10           /* default --latency-ms */
-#define GIL_INTERVAL_NS 5000000ull   /* CPython's default switch interval, 5 ms */
-#define GIL_SLICE       32768ull     /* iterations between two GIL checks: tens of µs */
-#define SERIAL_CHUNK    65536ull     /* the serial part computes in chunks, watching the clock */
-#define MAX_PROCS       1024         /* processes procs may fork */
-#define STACK_BYTES     (256 * 1024) /* per thread: 10,000 threads fit in 2.5 GB of address space */
+#define CPU_TASK_SIZE   50000000ull   /* default --size: about 50 ms of CPU a task */
+#define IO_TASKS        100           /* default --tasks for the I/O kinds */
+#define LATENCY_MS_DEF  10            /* default --latency-ms */
+#define GIL_INTERVAL_NS 5000000ull    /* CPython's default switch interval, 5 ms */
+#define GIL_SLICE       32768ull      /* iterations between two GIL checks: tens of µs */
+#define SERIAL_CHUNK    65536ull      /* the serial part computes in chunks, watching the clock */
+#define MAX_PROCS       1024          /* processes procs may fork */
+#define STACK_BYTES     (1024 * 1024) /* per thread, reserved; 10,000 threads touch ~10 KB each */
 
 /* Run-wide settings, fixed by prepare before any thread starts. */
 static int work, nworkers;
@@ -225,8 +226,9 @@ static const struct cl_variant variants[] = {
     {"seq", CL_CORRECT, "one thread runs every task in turn: the baseline", run_seq, 1, 0, 0, NULL},
     {"threads", CL_CORRECT, "W threads (default: one per task), each with every W-th task",
      run_threads, 0, 0, 0, NULL},
-    {"pool", CL_CORRECT, "W long-lived workers take tasks from one queue (lib's cl_queue)",
-     run_pool, 0, 0, 0, NULL},
+    {"pool", CL_CORRECT,
+     "W long-lived workers (default: min(32, CPUs + 4)) take tasks from one queue", run_pool, 0, 0,
+     0, NULL},
     {"procs", CL_CORRECT, "W forked processes, results back through a pipe", run_procs, 1, 0, 0,
      NULL},
     {"gil", CL_CORRECT, "W threads that must hold a simulated GIL to compute (CPython's rule)",
@@ -237,8 +239,10 @@ static const struct cl_variant variants[] = {
 static const struct cl_param params[] = {
     {"work", "what each task does", CPU, CPU, MIXED},
     {"tasks", "tasks in all (default: 2 per CPU for cpu, 100 for the others)", 0, 1, 1000000},
-    {"workers", "threads or processes that share the tasks (default: one per task; seq: 1)", 0, 1,
-     100000},
+    {"workers",
+     "threads or processes that share the tasks (default: one per task; pool: min(32, CPUs + 4); "
+     "seq: 1)",
+     0, 1, 100000},
     {"size", "cpu: numbers summed per task", CPU_TASK_SIZE, 1, 1000000000},
     {"latency-ms", "io-sleep, io-real, mixed: each task's I/O time", LATENCY_MS_DEF, 0, 5000},
     {"cpu-fraction", "mixed: the serial CPU part's share of seq's time", 25, 0, 95},
@@ -289,8 +293,12 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
     bool seq = run->variant->worker == run_seq;
     if (p[TASKS] == 0)
         p[TASKS] = p[WORK] == CPU ? 2 * sysconf(_SC_NPROCESSORS_ONLN) : IO_TASKS;
-    if (p[WORKERS] == 0 || seq)
-        p[WORKERS] = seq ? 1 : p[TASKS];
+    if (seq)
+        p[WORKERS] = 1;
+    else if (p[WORKERS] == 0 && run->variant->worker == run_pool) /* Python's ThreadPoolExecutor */
+        p[WORKERS] = MIN(32, sysconf(_SC_NPROCESSORS_ONLN) + 4);
+    else if (p[WORKERS] == 0)
+        p[WORKERS] = p[TASKS]; /* one per task */
     if (run->variant->worker == run_procs && p[WORKERS] > MAX_PROCS) {
         snprintf(err, errlen, "speedup: --workers: procs forks at most %d processes (got %lld)",
                  MAX_PROCS, p[WORKERS]);
@@ -306,8 +314,9 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
     /* seq's time is serial + tasks x latency; the serial part is F of it */
     double f = cl_param_real(run->chapter, CPU_FRACTION, p[CPU_FRACTION]);
     serial_ns = (uint64_t)(f / (1 - f) * (double)ntasks * (double)latency_ns);
-    /* one thread per task means thousands of threads: small stacks (the tasks
-     * need little), so that address space and memory are not the limit */
+    /* one thread per task means thousands of threads: 1 MiB stacks instead of
+     * 8 (the tasks need little). Smaller defaults made TSan's pthread_create
+     * fail with EINVAL. */
     pthread_attr_t attr;
     CL_PT(pthread_attr_init(&attr));
     CL_PT(pthread_attr_setstacksize(&attr, STACK_BYTES));

@@ -20,6 +20,17 @@ small() {
     esac
 }
 
+# CPU seconds over wall seconds says how many cores a run kept busy, but only
+# when it had them: skip under a sanitizer (its runtime changes the timing) or
+# when other processes already fill the cores.
+need_idle_cores() {
+    need_cores 2
+    [ "$SANITIZE" = none ] || skip "timing is not measured in the $SANITIZE build"
+    local load
+    read -r load _ </proc/loadavg
+    jq -e -n "$load < $(nproc) - 0.5" >/dev/null || skip "the machine is busy (load $load)"
+}
+
 metric() { # metric NAME: from the JSON line in $output
     json_field ".metrics.$1" "$output"
 }
@@ -80,7 +91,7 @@ metric() { # metric NAME: from the JSON line in $output
     jq -se 'map(select(.variant == "seq")) | .[0].metrics | has("speedup") | not' <<<"$output" >/dev/null
     for v in threads pool procs gil; do
         jq -se --arg v "$v" 'map(select(.variant == $v)) | .[0].metrics
-            | .speedup > 0 and (.efficiency - .speedup / 4 | fabs) < 1e-9' <<<"$output" >/dev/null ||
+            | .speedup > 0 and (.efficiency - .speedup / 4 | fabs) < 1e-6' <<<"$output" >/dev/null ||
             fail "$v: no speedup: $output"
     done
 }
@@ -108,7 +119,7 @@ metric() { # metric NAME: from the JSON line in $output
 # --- parallelism and overlap: loose bounds, real cores only ----------------------
 
 @test "cpu on 2 threads uses more than one core; the gil executor does not" {
-    need_cores 2
+    need_idle_cores
     local best=0 p
     for try in 1 2 3; do # another process may hold a core for a moment
         run "$SPEEDUP" --variant threads --work cpu --tasks 2 --workers 2 --size 100000000 --json
