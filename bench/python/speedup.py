@@ -2,16 +2,19 @@
 """CPython's side of conclab's speedup chapter: the same tasks as the C demo,
 run sequentially, on threads, on a thread pool, on processes and on asyncio.
 
-    python3 bench/python/speedup.py --variant threads --work cpu --tasks 16 \\
-        --size 100000 --workers 16 [--latency-ms 5] [--json]
+    python3 bench/python/speedup.py [--variant all|seq|threads|pool|procs|asyncio]
+        [--work cpu|io-sleep] [--tasks 16] [--size 100000] [--workers 16]
+        [--latency-ms 10] [--json]
 
 cpu: task i sums i*i over its own slice [i*size, (i+1)*size) of one range,
 wrapping at 2**64 as the C kernel does; the total is checked in closed form.
-io-sleep: each task sleeps --latency-ms. With --json, one JSON line like the
-demo's: ops, wall_s (from the first task submitted to the last result, pool
-and process start-up included), metrics (cpu_s with children, parallelism).
+io-sleep: each task sleeps --latency-ms. With --json, one JSON line per
+executor like the demo's: ops, wall_s (from the first task submitted to the
+last result, pool and process start-up included), metrics (cpu_s with
+children, parallelism, and with --variant all, speedup over the seq run).
 """
 import argparse
+import importlib
 import json
 import resource
 import sys
@@ -56,8 +59,12 @@ def run_threads(task, args, n, w):  # w threads, each with every w-th task
     return results
 
 
-# asyncio, concurrent.futures and multiprocessing are imported where used: each
-# adds tens of ms to start-up, which every timed run would pay.
+# asyncio, concurrent.futures and multiprocessing are imported only by the runs
+# that use them, before their clock starts: each adds tens of ms.
+NEEDS = {"pool": ["concurrent.futures"], "procs": ["concurrent.futures", "multiprocessing"],
+         "asyncio": ["asyncio"]}
+
+
 def run_pool(task, args, n, w):
     import concurrent.futures as cf
 
@@ -101,7 +108,7 @@ def cpu_seconds():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--variant", choices=EXECUTORS, default="seq")
+    p.add_argument("--variant", choices=[*EXECUTORS, "all"], default="all")
     p.add_argument("--work", choices=("cpu", "io-sleep"), default="cpu")
     p.add_argument("--tasks", type=int, default=16)
     p.add_argument("--size", type=int, default=100000)
@@ -111,29 +118,40 @@ def main():
     a = p.parse_args()
     if a.tasks < 1 or a.size < 1 or a.workers < 0 or not 0 <= a.latency_ms <= 5000:
         p.error("--tasks and --size must be positive, --latency-ms 0 to 5000")
-    n, w = a.tasks, (1 if a.variant == "seq" else a.workers or a.tasks)
+    # all: every executor in turn in this one process, as the demo's "all" does,
+    # each with its speedup over the seq run just before
+    names = list(EXECUTORS) if a.variant == "all" else [a.variant]
+    seq_wall, status = None, 0
+    for name in names:
+        wall, line = run_one(a, name, seq_wall)
+        seq_wall = wall if name == "seq" else seq_wall
+        print(json.dumps(line) if a.json else f"{name:8} {line['verdict']}", flush=True)
+        status |= 0 if line["exact"] else 1
+    return status
+
+
+def run_one(a, name, seq_wall):
+    n, w = a.tasks, (1 if name == "seq" else a.workers or a.tasks)
     task, args = (cpu_task, a.size) if a.work == "cpu" else (io_task, a.latency_ms / 1000)
+    for module in NEEDS.get(name, []):
+        importlib.import_module(module)
 
     cpu0, t0 = cpu_seconds(), time.perf_counter()
-    results = EXECUTORS[a.variant](task, args, n, w)
+    results = EXECUTORS[name](task, args, n, w)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
 
     if a.work == "cpu":
         exact = sum(results) & MASK == closed(n * a.size)
     else:
         exact = results == list(range(n))
+    metrics = {"tasks": n, "workers": w, "cpu_s": cpu, "parallelism": cpu / wall}
+    if seq_wall is not None:
+        metrics["speedup"] = seq_wall / wall
     verdict = f"{'all' if exact else 'WRONG:'} {n} tasks, {wall:.3f} s wall, {cpu:.3f} s CPU"
-    if a.json:
-        print(json.dumps({"chapter": "speedup", "variant": a.variant, "implementation": "cpython",
-                          "python": sys.version.split()[0], "ops": n, "wall_s": wall,
-                          "ns_per_op": wall * 1e9 / n,
-                          "metrics": {"tasks": n, "workers": w, "cpu_s": cpu,
-                                      "parallelism": cpu / wall},
-                          "exact": exact, "verdict": verdict}))
-    else:
-        print(f"{a.variant:8} {verdict}")
-    return 0 if exact else 1
-
+    return wall, {"chapter": "speedup", "variant": name, "implementation": "cpython",
+                  "python": sys.version.split()[0], "params": {"work": a.work},
+                  "ops": n, "wall_s": wall, "ns_per_op": wall * 1e9 / n,
+                  "metrics": metrics, "exact": exact, "verdict": verdict}
 
 if __name__ == "__main__":
     sys.exit(main())
