@@ -42,13 +42,18 @@ xmax = STATS_max
 fitmax = (ideal == 2) ? cores : xmax
 
 # Amdahl's serial fraction for each series; NaN where a fit is impossible
-# (fewer than two points within the fit range).
+# (fewer than two points within the fit range) or pointless (the seq baseline).
+# The y axis ends a little above the highest point: the ideal line may leave it.
+header = system(sprintf("head -n 1 '%s'", in))
 array S[ncol]
 amdahl(x, s) = 1 / (s + (1 - s) / x)
+ymax = 1
 do for [i=2:ncol] {
     S[i] = NaN
-    stats [xmin:fitmax] in skip 1 using 1:i nooutput
-    if (STATS_records >= 2) {
+    stats in skip 1 using i nooutput
+    if (STATS_max > ymax) { ymax = STATS_max }
+    stats in skip 1 using (($1 >= xmin && $1 <= fitmax) ? column(i) : NaN) nooutput
+    if (STATS_records >= 2 && word(header, i) ne "seq") {
         s = 0.1
         fit [xmin:fitmax] amdahl(x, s) in using 1:i via s
         S[i] = s
@@ -67,7 +72,7 @@ if (logx) {
     set xrange [xmin - pad : xmax + pad]
 }
 if (logy) { set logscale y 2 }
-set yrange [0:*]
+set yrange [0:ymax * 1.25]
 
 set title title noenhanced
 set xlabel xlabel noenhanced
@@ -82,7 +87,7 @@ if (strlen(prov) > 0) set label 99 prov at screen 0.99, screen 0.015 right font 
 
 ideal_f(x) = (ideal == 2) ? (x < cores ? x : cores) : x
 ideal_title = (ideal == 2) ? sprintf("ideal min(W, %d)", cores) : "ideal W"
-fit_title(i) = (S[i] == S[i]) ? sprintf("Amdahl fit, s = %.3f", S[i]) : "no fit"
+fit_title(i) = (S[i] == S[i]) ? sprintf("%s: Amdahl fit, s = %.3f", word(header, i), S[i]) : ""
 
 do for [t in (term eq "both" ? "svg png" : term)] {
     if (t eq "svg") { set terminal svg size 900,540 dynamic font "Sans,12" background "white" enhanced; set output out.".svg" }
