@@ -411,11 +411,13 @@ static void check(const struct cl_run *run, struct cl_result *res)
         cl_metric_real(res, "serial_fraction",
                        (double)serial_spent_ns /
                            ((double)serial_spent_ns + (double)ntasks * (double)latency_ns));
+    char speedup_text[64] = "";
     if (run->variant->worker == run_seq)
         *seq_run_s = run_s;
     else if (!isnan(*seq_run_s)) { /* seq ran before us in this invocation, same flags */
         cl_metric_real(res, "speedup", *seq_run_s / run_s);
         cl_metric_real(res, "efficiency", *seq_run_s / run_s / nworkers);
+        snprintf(speedup_text, sizeof speedup_text, ", %.2fx seq", *seq_run_s / run_s);
     }
 
     char a[32], sum_text[64] = "";
@@ -426,10 +428,8 @@ static void check(const struct cl_run *run, struct cl_result *res)
         snprintf(sum_text, sizeof sum_text, " (sum %" PRIu64 ")", sum);
     }
     if (res->exact)
-        cl_verdict(res,
-                   "all %s tasks right%s in %.3f s (%.3f s from the start gate): CPU %.3f s, "
-                   "parallelism %.2f",
-                   cl_fmt_count(ntasks, a), sum_text, run_s, run->wall_s, cpu, parallelism);
+        cl_verdict(res, "all %s tasks right%s in %.3f s: CPU %.3f s, parallelism %.2f%s",
+                   cl_fmt_count(ntasks, a), sum_text, run_s, cpu, parallelism, speedup_text);
     else
         cl_verdict(res, "WRONG: %s of %s tasks missing, repeated or wrong%s",
                    cl_fmt_count(wrong, a), cl_fmt_count(ntasks, (char[32]){0}),
