@@ -332,7 +332,7 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
     run->opts = &effective;
     /* seq and procs run in one thread of this process; the others in W */
     run->threads = seq || run->variant->worker == run_procs ? 1 : nworkers;
-    run->iters = (ntasks + (uint64_t)nworkers - 1) / (uint64_t)nworkers;
+    run->iters = (ntasks + (uint64_t)run->threads - 1) / (uint64_t)run->threads; /* per thread */
     return 0;
 }
 

@@ -175,6 +175,22 @@ metric() { # metric NAME: from the JSON line in $output
     [[ $stderr == *"--workers: io-real: 500 channels need"*"file descriptors"* ]] || fail "$stderr"
 }
 
+# --- Ctrl-C ----------------------------------------------------------------------------
+
+@test "Ctrl-C ends a long run with 130 and its partial count, procs and gil too" {
+    for v in seq procs gil; do
+        "$SPEEDUP" --variant "$v" --work io-sleep --tasks 20 --latency-ms 400 --workers 2 \
+            >"$BATS_TEST_TMPDIR/out" 2>&1 &
+        local pid=$! status=0
+        sleep 0.6
+        kill -INT "$pid"
+        wait "$pid" || status=$?
+        [ "$status" -eq 130 ] || fail "$v: exit $status: $(cat "$BATS_TEST_TMPDIR/out")"
+        grep -q "^$v: interrupted after [0-9]* of 20 operations" "$BATS_TEST_TMPDIR/out" ||
+            fail "$v: $(cat "$BATS_TEST_TMPDIR/out")"
+    done
+}
+
 # --- bad input -----------------------------------------------------------------------
 
 @test "bad input: exit 2 and one line on stderr naming the flag" {
