@@ -85,9 +85,10 @@ static void answer_due(struct cl_responder *r)
     while (r->len > 0 && r->fifo[r->head].due_ns <= now) {
         const struct pending *p = &r->fifo[r->head];
         uint64_t reply = ~p->request;
+        /* counted before the client can see its reply */
+        atomic_fetch_add_explicit(&r->answered, 1, memory_order_relaxed);
         if (write(p->fd, &reply, sizeof reply) != (ssize_t)sizeof reply && errno != EPIPE)
             cl_die(__FILE__, __LINE__, "write (responder)", errno);
-        atomic_fetch_add_explicit(&r->answered, 1, memory_order_relaxed);
         r->head = (r->head + 1) % (size_t)r->channels;
         r->len--;
     }
@@ -130,10 +131,10 @@ static void *respond(void *arg)
     }
 }
 
-static void watch(int epoll_fd, int fd)
+static int watch(int epoll_fd, int fd)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-    CL_SYS(epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev));
+    return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
 }
 
 static void close_all(struct cl_responder *r, int made)
@@ -183,10 +184,13 @@ struct cl_responder *cl_responder_start(int channels, uint64_t latency_ns, char 
             goto fail;
         r->client[made] = sv[0];
         r->server[made] = sv[1];
-        watch(r->epoll_fd, sv[1]);
+        if (watch(r->epoll_fd, sv[1]) == -1) { /* valgrind refuses its reserved fds so */
+            made++;
+            goto fail;
+        }
     }
-    watch(r->epoll_fd, r->timer_fd);
-    watch(r->epoll_fd, r->stop_fd);
+    if (watch(r->epoll_fd, r->timer_fd) == -1 || watch(r->epoll_fd, r->stop_fd) == -1)
+        goto fail;
     CL_PT(pthread_create(&r->thread, NULL, respond, r));
     return r;
 fail:
