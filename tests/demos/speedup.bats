@@ -168,6 +168,14 @@ metric() { # metric NAME: from the JSON line in $output
     fi
 }
 
+@test "threads that cannot be created (address space capped): exit 2, one line, no crash" {
+    [ "$SANITIZE" = none ] || skip "a sanitizer needs more address space than the cap"
+    run --separate-stderr bash -c "ulimit -v 1500000 && exec '$SPEEDUP' --variant threads --work io-sleep --tasks 5000 --latency-ms 1 --quiet"
+    [ "$status" -eq 2 ] || fail "exit $status: $stderr"
+    [ "${#stderr_lines[@]}" -eq 1 ] || fail "$stderr"
+    [[ $stderr == *"could start only"*"of 5000 threads"* ]] || fail "$stderr"
+}
+
 @test "io-real with more channels than descriptors: exit 2, one line" {
     run --separate-stderr bash -c "ulimit -n 256 && exec '$SPEEDUP' --variant threads --work io-real --tasks 500 --latency-ms 1"
     [ "$status" -eq 2 ] || fail "exit $status: $output $stderr"
