@@ -56,6 +56,10 @@ struct cl_chapter {
      * the name given (its min and max are then 0 and the count - 1). A NULL
      * entry, or a NULL array, is an integer flag. */
     const char *const *const *param_choices;
+    /* Optional, parallel to params: decimals > 0 makes a fixed-point flag, held
+     * in units of 10^-decimals (--cpu-fraction 0.25 with 2 decimals is 25; its
+     * def, min and max are in the same units). NULL: every flag is whole. */
+    const int *param_decimals;
     /* Hooks, each optional.
      * prepare: adjust the run once the defaults are applied (threads = producers +
      *   consumers, say), or refuse a combination: return nonzero with one line

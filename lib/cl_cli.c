@@ -63,6 +63,66 @@ static int parse_int(const char *prog, const char *flag, const char *s, long lon
     return 0;
 }
 
+static int decimals_of(const struct cl_chapter *ch, size_t i)
+{
+    return ch->param_decimals != NULL ? ch->param_decimals[i] : 0;
+}
+
+static long long pow10ll(int decimals)
+{
+    long long scale = 1;
+    for (int k = 0; k < decimals; k++)
+        scale *= 10;
+    return scale;
+}
+
+/* A fixed-point value held in units of 10^-decimals, as text: 25, 2 -> "0.25". */
+static const char *fmt_fixed(long long v, int decimals, char *buf, size_t len)
+{
+    if (decimals <= 0) {
+        snprintf(buf, len, "%lld", v);
+        return buf;
+    }
+    /* exact for the few decimals and small values a flag has */
+    snprintf(buf, len, "%.*f", decimals < 9 ? decimals : 9, (double)v / (double)pow10ll(decimals));
+    return buf;
+}
+
+/* A number with at most `decimals` digits after the point, in [min, max] (both
+ * in units of 10^-decimals): "0.25" with 2 decimals gives 25. */
+static int parse_fixed(const char *prog, const char *flag, const char *s, int decimals,
+                       long long min, long long max, long long *out, char *err, size_t len)
+{
+    char lo[32], hi[32];
+    fmt_fixed(min, decimals, lo, sizeof lo);
+    fmt_fixed(max, decimals, hi, sizeof hi);
+    const char *p = s + (s[0] == '-');
+    long long whole = 0, frac = 0;
+    int wdigits = 0, fdigits = 0;
+    for (; isdigit((unsigned char)*p) && wdigits < 15; p++, wdigits++)
+        whole = whole * 10 + (*p - '0');
+    if (*p == '.')
+        for (p++; isdigit((unsigned char)*p) && fdigits < decimals; p++, fdigits++)
+            frac = frac * 10 + (*p - '0');
+    if (wdigits + fdigits == 0 || *p != '\0')
+        return fail(err, len,
+                    "%s: --%s: '%s' is not a number with at most %d decimals (allowed: %s to %s)",
+                    prog, flag, s, decimals, lo, hi);
+    long long v = whole * pow10ll(decimals) + frac * pow10ll(decimals - fdigits);
+    if (s[0] == '-')
+        v = -v;
+    if (v < min || v > max)
+        return fail(err, len, "%s: --%s: %s is out of range (allowed: %s to %s)", prog, flag, s, lo,
+                    hi);
+    *out = v;
+    return 0;
+}
+
+double cl_param_real(const struct cl_chapter *ch, size_t i, long long value)
+{
+    return (double)value / (double)pow10ll(decimals_of(ch, i));
+}
+
 /* The names of a choice flag, or NULL for an integer flag. */
 static const char *const *choices_of(const struct cl_chapter *ch, size_t i)
 {
@@ -101,8 +161,7 @@ const char *cl_param_str(const struct cl_chapter *ch, size_t i, long long value,
             if (k == value)
                 return names[k];
     }
-    snprintf(buf, len, "%lld", value);
-    return buf;
+    return fmt_fixed(value, decimals_of(ch, i), buf, len);
 }
 
 static int parse_variant(const struct cl_chapter *ch, const char *s, struct cl_opts *o, char *err,
@@ -182,10 +241,13 @@ static void describe_range(const struct cl_chapter *ch, int code, char *buf, siz
     default: {
         const struct cl_param *p = &ch->params[code - OPT_PARAM];
         const char *const *names = choices_of(ch, (size_t)(code - OPT_PARAM));
+        char lo[32], hi[32];
         if (names != NULL)
             join_names(names, buf, len);
         else
-            snprintf(buf, len, "%lld to %lld", p->min, p->max);
+            snprintf(buf, len, "%s to %s",
+                     fmt_fixed(p->min, decimals_of(ch, (size_t)(code - OPT_PARAM)), lo, sizeof lo),
+                     fmt_fixed(p->max, decimals_of(ch, (size_t)(code - OPT_PARAM)), hi, sizeof hi));
     }
     }
 }
@@ -288,8 +350,13 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
                                   errlen);
                 break;
             }
-            rc = parse_int(prog, p->name, optarg, p->min, p->max, &o->param[c - OPT_PARAM], err,
-                           errlen);
+            int decimals = decimals_of(ch, (size_t)(c - OPT_PARAM));
+            if (decimals > 0)
+                rc = parse_fixed(prog, p->name, optarg, decimals, p->min, p->max,
+                                 &o->param[c - OPT_PARAM], err, errlen);
+            else
+                rc = parse_int(prog, p->name, optarg, p->min, p->max, &o->param[c - OPT_PARAM], err,
+                               errlen);
         }
         }
         if (rc != 0)
@@ -344,11 +411,13 @@ void cl_usage(const struct cl_chapter *ch, FILE *out)
     for (size_t i = 0; i < ch->nparams; i++) {
         const struct cl_param *p = &ch->params[i];
         const char *const *names = choices_of(ch, i);
-        char allowed[512], def[64];
+        char allowed[512], def[64], lo[32], hi[32];
         if (names != NULL)
             join_names(names, allowed, sizeof allowed);
         else
-            snprintf(allowed, sizeof allowed, "%lld to %lld", p->min, p->max);
+            snprintf(allowed, sizeof allowed, "%s to %s",
+                     fmt_fixed(p->min, decimals_of(ch, i), lo, sizeof lo),
+                     fmt_fixed(p->max, decimals_of(ch, i), hi, sizeof hi));
         /* a default outside the range means the variant picks it */
         if (p->def < p->min || p->def > p->max)
             snprintf(def, sizeof def, "per variant");

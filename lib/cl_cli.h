@@ -39,9 +39,12 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
              size_t errlen);
 
 /* The value of the chapter's flag i as text: the name for a choice flag, else
- * the number (formatted into buf). */
+ * the number (formatted into buf, with its decimals for a fixed-point flag). */
 const char *cl_param_str(const struct cl_chapter *ch, size_t i, long long value, char *buf,
                          size_t len);
+
+/* A fixed-point flag's value as a double: 25 with 2 decimals is 0.25. */
+double cl_param_real(const struct cl_chapter *ch, size_t i, long long value);
 
 /* The --help text. */
 void cl_usage(const struct cl_chapter *ch, FILE *out);

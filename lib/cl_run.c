@@ -17,8 +17,9 @@
 
 /* The start gate: workers wait until every thread exists, then start together,
  * the overlap that makes a race visible. They sleep on a condition variable
- * while the main thread creates the rest, then each spins until all have woken,
- * so they start within microseconds of each other. */
+ * while the main thread creates the rest, then, in a chapter that pins its
+ * threads, each spins until all have woken, so they start within microseconds
+ * of each other. */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t opened;
@@ -32,6 +33,11 @@ static void gate_pass(const struct cl_run *run)
     while (!gate.open)
         CL_PT(pthread_cond_wait(&gate.opened, &gate.mu));
     CL_PT(pthread_mutex_unlock(&gate.mu));
+    /* A chapter that leaves its threads to the scheduler (speedup, with up to
+     * 10,000 of them) does not need them in step; spinning until thousands of
+     * threads have woken on two cores took seconds. */
+    if (!run->chapter->pin_threads)
+        return;
     atomic_fetch_add_explicit(&gate.awake, 1, memory_order_acq_rel);
     while (atomic_load_explicit(&gate.awake, memory_order_acquire) < run->threads)
         if (!run->pinned) /* unpinned threads may share a core: let the others on */
@@ -242,7 +248,9 @@ static void print_json(const struct cl_run *run, const struct cl_result *res, in
             char buf[32];
             cl_json_str(&j, key,
                         cl_param_str(run->chapter, i, run->opts->param[i], buf, sizeof buf));
-        } else
+        } else if (run->chapter->param_decimals != NULL && run->chapter->param_decimals[i] > 0)
+            cl_json_real(&j, key, cl_param_real(run->chapter, i, run->opts->param[i]));
+        else
             cl_json_int(&j, key, run->opts->param[i]);
     }
     cl_json_close(&j);

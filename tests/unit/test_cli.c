@@ -528,6 +528,57 @@ static void test_parse_choice_param(void **state)
     assert_contains(text, "(1 to 9; default: per variant)");
 }
 
+/* A fixed-point flag (param_decimals): "0.25" with 2 decimals is held as 25. */
+static void test_parse_fixed_point_param(void **state)
+{
+    (void)state;
+    static const struct cl_param p1[] = {
+        {.name = "cpu-fraction", .help = "a share", .def = 25, .min = 0, .max = 95},
+    };
+    static const int decimals[] = {2};
+    struct cl_chapter ch = chapter;
+    ch.params = p1;
+    ch.nparams = 1;
+    ch.param_decimals = decimals;
+    struct cl_opts o;
+    char err[256], buf[32];
+    static const struct {
+        const char *arg;
+        long long want;
+    } good[] = {{"0.25", 25}, {"0.5", 50}, {".07", 7}, {"0", 0}, {"0.95", 95}, {"0.", 0}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char *argv[] = {"unit", "--cpu-fraction", (char *)good[i].arg, NULL};
+        assert_int_equal(cl_parse(&ch, 3, argv, &o, err, sizeof err), 0);
+        assert_int_equal(o.param[0], good[i].want);
+    }
+    assert_string_equal(cl_param_str(&ch, 0, 25, buf, sizeof buf), "0.25");
+    assert_true(cl_param_real(&ch, 0, 25) == 0.25);
+    static const struct {
+        const char *arg, *err;
+    } bad[] = {
+        {"0.255", "unit: --cpu-fraction: '0.255' is not a number with at most 2 decimals "
+                  "(allowed: 0.00 to 0.95)"},
+        {"1", "unit: --cpu-fraction: 1 is out of range (allowed: 0.00 to 0.95)"},
+        {"-0.1", "unit: --cpu-fraction: -0.1 is out of range (allowed: 0.00 to 0.95)"},
+        {"abc", "unit: --cpu-fraction: 'abc' is not a number with at most 2 decimals"},
+        {".", "unit: --cpu-fraction: '.' is not a number"},
+        {"", "unit: --cpu-fraction: '' is not a number"},
+        {"1e-1", "unit: --cpu-fraction: '1e-1' is not a number"},
+        {"99999999999999999999", "is not a number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {"unit", "--cpu-fraction", (char *)bad[i].arg, NULL};
+        assert_int_equal(cl_parse(&ch, 3, argv, &o, err, sizeof err), CL_EXIT_USAGE);
+        assert_contains(err, bad[i].err);
+    }
+    char text[4096] = "";
+    FILE *f = fmemopen(text, sizeof text, "w");
+    assert_non_null(f);
+    cl_usage(&ch, f);
+    fclose(f);
+    assert_contains(text, "(0.00 to 0.95; default: 0.25)");
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -543,6 +594,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_parse_flag_without_value_given_one),
         cmocka_unit_test(test_parse_seed_with_leading_space_minus),
         cmocka_unit_test(test_parse_choice_param),
+        cmocka_unit_test(test_parse_fixed_point_param),
     };
     return UNIT_MAIN("cli", tests);
 }
