@@ -61,11 +61,13 @@ void cl_gil_drop(struct cl_gil *g, struct cl_gil_thread *t);
  * requested, hand the GIL over and take it back. True if it switched. */
 bool cl_gil_yield_slow(struct cl_gil *g, struct cl_gil_thread *t);
 
+/* [snippet check] */
 static inline bool cl_gil_check(struct cl_gil *g, struct cl_gil_thread *t)
 {
     if (!atomic_load_explicit(&g->drop_request, memory_order_relaxed))
-        return false;
+        return false; /* the common case: one relaxed load, no lock */
     return cl_gil_yield_slow(g, t);
 }
+/* [end check] */
 
 #endif

@@ -42,6 +42,7 @@ static struct per_thread *per;
 
 static uint64_t respond_terms;      /* convoy: the work of handling one I/O */
 static pthread_barrier_t phase_end; /* phases never overlap */
+static _Atomic bool hog_running;    /* convoy: the CPU-bound thread holds the GIL */
 static _Atomic bool hog_stop;       /* convoy: the I/O thread is done */
 
 static uint64_t slice(struct per_thread *me)
@@ -223,6 +224,7 @@ static void hog_cpu(struct cl_worker *w)
 {
     struct per_thread *me = &per[w->id];
     cl_gil_take(&gil, &me->g);
+    atomic_store_explicit(&hog_running, true, memory_order_relaxed);
     while (!atomic_load_explicit(&hog_stop, memory_order_relaxed)) {
         me->sum += slice(me);
         cl_gil_check(&gil, &me->g);
@@ -236,6 +238,8 @@ static void convoy(struct cl_worker *w)
         serve_io(w, 0);
     wait_phase_end(w);
     if (w->id == 0) { /* phase 2: the same I/O, against a CPU-bound thread */
+        while (!atomic_load_explicit(&hog_running, memory_order_relaxed))
+            cl_sleep_ns(100000); /* from the moment it runs */
         serve_io(w, 1);
         atomic_store_explicit(&hog_stop, true, memory_order_relaxed);
     } else {
@@ -315,6 +319,7 @@ static void setup(const struct cl_run *run)
         per[i].g = (struct cl_gil_thread){.id = i, .trace = run->workers[i].trace};
     timings = cl_xcalloc((size_t)run->threads, sizeof *timings);
     CL_PT(pthread_barrier_init(&phase_end, NULL, (unsigned)run->threads));
+    atomic_store(&hog_running, false);
     atomic_store(&hog_stop, false);
     for (int p = 0; p < 2; p++) {
         latency_ns[p] = cl_xcalloc(MAX_RESPONSES, sizeof *latency_ns[p]);
