@@ -107,7 +107,6 @@ static void compute_releasing(struct cl_worker *w, uint64_t slices)
 static uint64_t share;
 
 struct phase {
-    const char *name;
     void (*compute)(struct cl_worker *w, uint64_t slices);
     bool alone; /* thread 1 does every thread's share; the others wait */
 };
@@ -152,9 +151,9 @@ static void run_phases(struct cl_worker *w, const struct phase *phases, int n)
 
 /* [snippet cpu-threads] */
 static const struct phase cpu_phases[] = {
-    {"one thread", compute_holding, true}, /* the baseline: all the work, one thread */
-    {"no GIL", compute_free, false},       /* the same work shared out, C as it is */
-    {"GIL", compute_holding, false},       /* the same again, as CPython runs it */
+    {compute_holding, true},  /* the baseline: all the work on one thread */
+    {compute_free, false},    /* the same work shared out, C as it is */
+    {compute_holding, false}, /* the same again, as CPython runs it */
 };
 
 static void cpu_threads(struct cl_worker *w)
@@ -165,8 +164,8 @@ static void cpu_threads(struct cl_worker *w)
 
 /* [snippet release-in-native] */
 static const struct phase native_phases[] = {
-    {"one thread", compute_releasing, true},
-    {"GIL released in the kernel", compute_releasing, false},
+    {compute_releasing, true},  /* the baseline: all the work on one thread */
+    {compute_releasing, false}, /* shared out: the kernels overlap */
 };
 
 static void release_in_native(struct cl_worker *w)
@@ -322,7 +321,8 @@ static void setup(const struct cl_run *run)
     atomic_store(&hog_running, false);
     atomic_store(&hog_stop, false);
     for (int p = 0; p < 2; p++) {
-        latency_ns[p] = cl_xcalloc(MAX_RESPONSES, sizeof *latency_ns[p]);
+        latency_ns[p] =
+            kind_of(run) == CONVOY ? cl_xcalloc(run->iters, sizeof *latency_ns[p]) : NULL;
         phase_ns[p] = 0;
     }
 }
