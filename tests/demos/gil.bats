@@ -117,12 +117,14 @@ cpu_args() { echo --threads 2 --iters 6000; }
 
 @test "convoy: against a CPU-bound thread an I/O waits at least one switch interval" {
     for ms in 1 5; do
-        run --separate-stderr "$GIL" --variant convoy --switch-interval-ms "$ms" --iters 20 --json
+        run --separate-stderr "$GIL" --variant convoy --switch-interval-ms "$ms" --iters 20 \
+            --io-us 20000 --json
         [ "$status" -eq 0 ] || fail "exit $status: $stderr"
-        # The second phase starts once the CPU-bound thread holds the GIL; it never
+        # The second phase starts once the CPU-bound thread holds the GIL. It never
         # lets go unasked, and the I/O thread asks only after a whole interval with
-        # no switch: a lower bound, not luck. (A response can find the GIL free
-        # only if the CPU-bound thread was slower to re-take it than 0.5 ms of I/O.)
+        # no switch: a lower bound, as long as the CPU-bound thread takes the GIL
+        # back while the I/O thread is in its call. With 20 ms calls that needs a
+        # wake-up within 20 ms, not luck (at 0.5 ms, a busy machine misses it).
         jq -e --argjson ms "$ms" '.exact and .metrics.p50_us >= $ms * 1000 * 0.95 and
                .metrics.alone_p50_us < .metrics.p50_us and .metrics.per_s < .metrics.alone_per_s
                and .metrics.forced_drops >= 10 and .ops == 40' <<<"$output" >/dev/null ||
