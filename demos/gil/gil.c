@@ -17,7 +17,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "conclab.h"
@@ -359,15 +358,13 @@ static struct phase_result phase_result(const struct cl_run *run, int p, bool al
     return (struct phase_result){cl_seconds(last - first), (double)cpu / (double)(last - first)};
 }
 
-/* The GIL's own counts over every thread. */
+/* The GIL's own counts that cpu-threads reports, over every thread. */
 static struct cl_gil_thread gil_totals(const struct cl_run *run)
 {
     struct cl_gil_thread sum = {.id = -1};
     for (int i = 0; i < run->threads; i++) {
-        sum.takes += per[i].g.takes;
-        sum.forced_drops += per[i].g.forced_drops;
-        sum.requests += per[i].g.requests;
         sum.switched_in += per[i].g.switched_in;
+        sum.forced_drops += per[i].g.forced_drops;
         sum.wait_ns += per[i].g.wait_ns;
     }
     return sum;
