@@ -44,7 +44,7 @@ def main():
         print(json.dumps({
             "chapter": "gil", "variant": "cpython-io", "threads": a.threads,
             "params": {"iters": a.iters, "io_us": a.io_us}, "wall_s": wall, "ops": ops,
-            "metrics": {"blocked_s": blocked, "overlap": blocked / wall},
+            "metrics": {"wall_s": wall, "blocked_s": blocked, "overlap": blocked / wall},
             "exact": ops == a.threads * a.iters, "verdict": verdict}))
     else:
         print(verdict)
