@@ -1,6 +1,7 @@
 #include "cl_gil.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "cl_check.h"
@@ -65,6 +66,7 @@ void cl_gil_take(struct cl_gil *g, struct cl_gil_thread *t)
 {
     uint64_t t0 = cl_now_ns();
     CL_PT(pthread_mutex_lock(&g->mu));
+    bool waited = g->locked;
     while (g->locked) {
         uint64_t seen = g->switch_number;
         struct timespec deadline = after_ns(g->interval_ns);
@@ -80,8 +82,10 @@ void cl_gil_take(struct cl_gil *g, struct cl_gil_thread *t)
         }
     }
     g->locked = true;
-    if (g->last_holder != t->id && g->last_holder != -1)
+    if (g->last_holder != t->id && g->last_holder != -1) {
         atomic_fetch_add_explicit(&g->switches, 1, memory_order_relaxed);
+        t->switched_in++;
+    }
     g->last_holder = t->id;
     g->switch_number++;
     atomic_store_explicit(&g->owner, t->id, memory_order_relaxed);
@@ -89,15 +93,25 @@ void cl_gil_take(struct cl_gil *g, struct cl_gil_thread *t)
     atomic_store_explicit(&g->drop_request, false, memory_order_relaxed);
     CL_PT(pthread_cond_signal(&g->switch_cond));
     CL_PT(pthread_mutex_unlock(&g->mu));
+    uint64_t t1 = cl_now_ns();
     t->takes++;
-    t->wait_ns += cl_now_ns() - t0;
+    t->wait_ns += t1 - t0;
+    if (t->trace != NULL) {
+        if (waited)
+            cl_trace_add(t->trace, CL_SPAN_WAIT, t0, t1);
+        t->held_since = t1;
+    }
 }
 /* [end take] */
 
 /* [snippet drop] */
 void cl_gil_drop(struct cl_gil *g, struct cl_gil_thread *t)
 {
+    if (t->trace != NULL)
+        cl_trace_add(t->trace, CL_SPAN_HOLD, t->held_since, cl_now_ns());
     CL_PT(pthread_mutex_lock(&g->mu));
+    if (!g->locked || atomic_load_explicit(&g->owner, memory_order_relaxed) != t->id)
+        cl_die(__FILE__, __LINE__, "cl_gil_drop by a thread that does not hold the GIL", EPERM);
     atomic_store_explicit(&g->owner, -1, memory_order_relaxed);
     g->locked = false;
     CL_PT(pthread_cond_signal(&g->cond));

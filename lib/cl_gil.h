@@ -14,13 +14,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* One thread's side of the GIL: its id and what happened to it. */
+#include "cl_trace.h"
+
+/* One thread's side of the GIL: its id and what happened to it. Only this
+ * thread writes its fields; read them after it is joined. */
 struct cl_gil_thread {
     int id;                /* >= 0, unique among the GIL's users */
     uint64_t takes;        /* times it took the GIL */
     uint64_t forced_drops; /* times it dropped on request, at a check or a drop */
     uint64_t requests;     /* drop requests it made while waiting */
     uint64_t wait_ns;      /* time spent waiting to take the GIL */
+    uint64_t switched_in;  /* takes that took it over from another thread */
+    /* NULL, or where to record each wait for the GIL (CL_SPAN_WAIT) and each
+     * stretch of holding it (CL_SPAN_HOLD), for --trace. */
+    struct cl_trace_buf *trace;
+    uint64_t held_since; /* when it last took the GIL (with trace only) */
 };
 
 struct cl_gil {
@@ -45,18 +53,21 @@ void cl_gil_destroy(struct cl_gil *g);
 /* Take the GIL, waiting (and asking for a drop) as long as it takes. */
 void cl_gil_take(struct cl_gil *g, struct cl_gil_thread *t);
 
-/* Release it; if a drop was requested, wait until another thread has taken it. */
+/* Release it; if a drop was requested, wait until another thread has taken it.
+ * Dies if t is not the holder. */
 void cl_gil_drop(struct cl_gil *g, struct cl_gil_thread *t);
 
 /* Between two slices of work, as CPython's eval loop does: if a drop was
  * requested, hand the GIL over and take it back. True if it switched. */
 bool cl_gil_yield_slow(struct cl_gil *g, struct cl_gil_thread *t);
 
+/* [snippet check] */
 static inline bool cl_gil_check(struct cl_gil *g, struct cl_gil_thread *t)
 {
     if (!atomic_load_explicit(&g->drop_request, memory_order_relaxed))
-        return false;
+        return false; /* the common case: one relaxed load, no lock */
     return cl_gil_yield_slow(g, t);
 }
+/* [end check] */
 
 #endif
