@@ -1,22 +1,15 @@
 #include "cl_barrier.h"
 
 #include <errno.h>
-#include <time.h>
 
 #include "cl_check.h"
+#include "cl_time.h"
 
 int cl_barrier_init(struct cl_barrier *b, unsigned parties, cl_barrier_action action, void *arg)
 {
     if (parties == 0)
         return EINVAL;
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
-    if (rc != 0)
-        return rc;
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&b->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    int rc = cl_cond_init_monotonic(&b->cv);
     if (rc != 0)
         return rc;
     rc = pthread_mutex_init(&b->mu, NULL);
@@ -53,16 +46,6 @@ static void break_locked(struct cl_barrier *b)
     CL_PT(pthread_cond_broadcast(&b->cv));
 }
 
-static struct timespec deadline_after(double s)
-{
-    struct timespec t;
-    CL_SYS(clock_gettime(CLOCK_MONOTONIC, &t));
-    long long ns = t.tv_nsec + (long long)(s * 1e9);
-    t.tv_sec += (time_t)(ns / 1000000000);
-    t.tv_nsec = (long)(ns % 1000000000);
-    return t;
-}
-
 /* With the mutex held: a thread leaves wait(); the last one lets reset go on. */
 static int leave_locked(struct cl_barrier *b, int rc)
 {
@@ -77,7 +60,7 @@ int cl_barrier_wait(struct cl_barrier *b, double timeout_s)
 {
     struct timespec deadline = {0};
     if (timeout_s > 0)
-        deadline = deadline_after(timeout_s);
+        deadline = cl_deadline_ns((uint64_t)(timeout_s * 1e9));
     CL_PT(pthread_mutex_lock(&b->mu));
     b->inside++;
     if (b->broken)

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <stdbool.h>
-#include <time.h>
 
 #include "cl_check.h"
 #include "cl_time.h"
@@ -11,21 +10,14 @@ int cl_gil_init(struct cl_gil *g, uint64_t interval_ns)
 {
     if (interval_ns == 0)
         return EINVAL;
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
+    int rc = cl_cond_init_monotonic(&g->cond);
     if (rc != 0)
         return rc;
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&g->cond, &ca);
-    if (rc == 0) {
-        rc = pthread_cond_init(&g->switch_cond, &ca);
-        if (rc != 0)
-            pthread_cond_destroy(&g->cond);
+    rc = cl_cond_init_monotonic(&g->switch_cond);
+    if (rc != 0) {
+        pthread_cond_destroy(&g->cond);
+        return rc;
     }
-    pthread_condattr_destroy(&ca);
-    if (rc != 0)
-        return rc;
     rc = pthread_mutex_init(&g->mu, NULL);
     if (rc != 0) {
         pthread_cond_destroy(&g->cond);
@@ -51,16 +43,6 @@ void cl_gil_destroy(struct cl_gil *g)
     CL_PT(pthread_mutex_destroy(&g->mu));
 }
 
-static struct timespec after_ns(uint64_t ns)
-{
-    struct timespec t;
-    CL_SYS(clock_gettime(CLOCK_MONOTONIC, &t));
-    uint64_t total = (uint64_t)t.tv_nsec + ns;
-    t.tv_sec += (time_t)(total / CL_NS_PER_S);
-    t.tv_nsec = (long)(total % CL_NS_PER_S);
-    return t;
-}
-
 /* [snippet take] */
 void cl_gil_take(struct cl_gil *g, struct cl_gil_thread *t)
 {
@@ -69,7 +51,7 @@ void cl_gil_take(struct cl_gil *g, struct cl_gil_thread *t)
     bool waited = g->locked;
     while (g->locked) {
         uint64_t seen = g->switch_number;
-        struct timespec deadline = after_ns(g->interval_ns);
+        struct timespec deadline = cl_deadline_ns(g->interval_ns);
         int rc = pthread_cond_timedwait(&g->cond, &g->mu, &deadline);
         if (rc == ETIMEDOUT && g->locked && g->switch_number == seen &&
             !atomic_load_explicit(&g->drop_request, memory_order_relaxed)) {

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cl_check.h"
 #include "cl_time.h"
@@ -15,14 +14,9 @@ int cl_queue_init(struct cl_queue *q, size_t capacity)
     if (ring == NULL)
         return ENOMEM;
     *q = (struct cl_queue){.ring = ring, .cap = capacity};
-    pthread_condattr_t attr;
-    CL_PT(pthread_condattr_init(&attr));
-    /* Timed waits count on the monotonic clock, which never jumps. */
-    CL_PT(pthread_condattr_setclock(&attr, CLOCK_MONOTONIC));
-    CL_PT(pthread_cond_init(&q->not_full, &attr));
-    CL_PT(pthread_cond_init(&q->not_empty, &attr));
-    CL_PT(pthread_cond_init(&q->all_done, &attr));
-    CL_PT(pthread_condattr_destroy(&attr));
+    CL_PT(cl_cond_init_monotonic(&q->not_full));
+    CL_PT(cl_cond_init_monotonic(&q->not_empty));
+    CL_PT(cl_cond_init_monotonic(&q->all_done));
     CL_PT(pthread_mutex_init(&q->mu, NULL));
     return 0;
 }
@@ -35,14 +29,6 @@ void cl_queue_destroy(struct cl_queue *q)
     CL_PT(pthread_mutex_destroy(&q->mu));
     free(q->ring);
     q->ring = NULL;
-}
-
-/* A deadline timeout_ns from now, for pthread_cond_timedwait. */
-static struct timespec deadline_after(uint64_t timeout_ns)
-{
-    uint64_t at = cl_now_ns() + timeout_ns;
-    return (struct timespec){.tv_sec = (time_t)(at / CL_NS_PER_S),
-                             .tv_nsec = (long)(at % CL_NS_PER_S)};
 }
 
 /* Wait on cv (mu held); deadline NULL waits for ever. Returns false on timeout. */
@@ -67,7 +53,7 @@ static enum cl_qstatus put(struct cl_queue *q, void *item, int mode, uint64_t ti
 {
     struct timespec dl;
     if (mode == TIMED)
-        dl = deadline_after(timeout_ns);
+        dl = cl_deadline_ns(timeout_ns);
     CL_PT(pthread_mutex_lock(&q->mu));
     /* while, not if: a wakeup only says "look again" (another producer may have
      * filled the slot first, and wakeups may be spurious) */
@@ -103,7 +89,7 @@ static enum cl_qstatus get(struct cl_queue *q, void **item, int mode, uint64_t t
 {
     struct timespec dl;
     if (mode == TIMED)
-        dl = deadline_after(timeout_ns);
+        dl = cl_deadline_ns(timeout_ns);
     CL_PT(pthread_mutex_lock(&q->mu));
     while (q->len == 0 && !q->closed) {
         if (mode == NOWAIT) {
@@ -207,7 +193,7 @@ void cl_queue_join(struct cl_queue *q)
 
 enum cl_qstatus cl_queue_join_timed(struct cl_queue *q, uint64_t timeout_ns)
 {
-    struct timespec dl = deadline_after(timeout_ns);
+    struct timespec dl = cl_deadline_ns(timeout_ns);
     return join(q, &dl);
 }
 

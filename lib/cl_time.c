@@ -12,12 +12,30 @@ uint64_t cl_now_ns(void)
     return (uint64_t)ts.tv_sec * CL_NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
+struct timespec cl_deadline_ns(uint64_t ns)
+{
+    uint64_t at = cl_now_ns() + ns;
+    return (struct timespec){.tv_sec = (time_t)(at / CL_NS_PER_S),
+                             .tv_nsec = (long)(at % CL_NS_PER_S)};
+}
+
+int cl_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+}
+
 void cl_sleep_ns(uint64_t ns)
 {
     /* An absolute deadline, so a signal cannot stretch the total sleep. */
-    uint64_t deadline = cl_now_ns() + ns;
-    struct timespec ts = {.tv_sec = (time_t)(deadline / CL_NS_PER_S),
-                          .tv_nsec = (long)(deadline % CL_NS_PER_S)};
+    struct timespec ts = cl_deadline_ns(ns);
     int rc;
     while ((rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) == EINTR)
         ;

@@ -2,7 +2,9 @@
 #ifndef CL_TIME_H
 #define CL_TIME_H
 
+#include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CL_NS_PER_S 1000000000ull
 
@@ -11,6 +13,14 @@ uint64_t cl_now_ns(void);
 
 /* Sleep for ns nanoseconds in total, resuming after a signal interrupts. */
 void cl_sleep_ns(uint64_t ns);
+
+/* The moment ns nanoseconds from now on CLOCK_MONOTONIC: an absolute deadline for
+ * clock_nanosleep or for a timed wait on a cl_cond_init_monotonic() condvar. */
+struct timespec cl_deadline_ns(uint64_t ns);
+
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC, so that a
+ * change of the wall clock cannot move a deadline. 0, or the pthread error. */
+int cl_cond_init_monotonic(pthread_cond_t *cv);
 
 static inline double cl_seconds(uint64_t ns)
 {

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cl_check.h"
@@ -23,9 +22,7 @@ static void *watch(void *arg)
 
     CL_PT(pthread_mutex_lock(&wd->mu));
     while (!wd->stopping) {
-        uint64_t wake = cl_now_ns() + poll_ns;
-        struct timespec ts = {.tv_sec = (time_t)(wake / CL_NS_PER_S),
-                              .tv_nsec = (long)(wake % CL_NS_PER_S)};
+        struct timespec ts = cl_deadline_ns(poll_ns);
         int rc = pthread_cond_timedwait(&wd->cv, &wd->mu, &ts);
         if (rc != 0 && rc != ETIMEDOUT)
             CL_PT(rc);
@@ -56,11 +53,7 @@ static void *watch(void *arg)
 void cl_watchdog_start(struct cl_watchdog *wd, const struct cl_watchdog_cfg *cfg)
 {
     *wd = (struct cl_watchdog){.cfg = *cfg};
-    pthread_condattr_t attr;
-    CL_PT(pthread_condattr_init(&attr));
-    CL_PT(pthread_condattr_setclock(&attr, CLOCK_MONOTONIC));
-    CL_PT(pthread_cond_init(&wd->cv, &attr));
-    CL_PT(pthread_condattr_destroy(&attr));
+    CL_PT(cl_cond_init_monotonic(&wd->cv));
     CL_PT(pthread_mutex_init(&wd->mu, NULL));
     CL_PT(pthread_create(&wd->thread, NULL, watch, wd));
 }

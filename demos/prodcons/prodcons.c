@@ -1016,8 +1016,7 @@ static void *sample_loop(void *arg)
         if (sampler.n < MAX_SAMPLES)
             sampler.s[sampler.n++] =
                 (struct sample){cl_seconds(cl_now_ns() - sampler.t0), rss_kib(), sampler.fill()};
-        uint64_t at = cl_now_ns() + SAMPLE_NS;
-        struct timespec ts = {(time_t)(at / CL_NS_PER_S), (long)(at % CL_NS_PER_S)};
+        struct timespec ts = cl_deadline_ns(SAMPLE_NS);
         int rc = pthread_cond_timedwait(&sampler.stop_cv, &sampler.mu, &ts);
         if (rc != 0 && rc != ETIMEDOUT)
             CL_PT(rc);
@@ -1028,11 +1027,7 @@ static void *sample_loop(void *arg)
 
 static void sampler_start(size_t (*fill)(void))
 {
-    pthread_condattr_t attr;
-    CL_PT(pthread_condattr_init(&attr));
-    CL_PT(pthread_condattr_setclock(&attr, CLOCK_MONOTONIC));
-    CL_PT(pthread_cond_init(&sampler.stop_cv, &attr));
-    CL_PT(pthread_condattr_destroy(&attr));
+    CL_PT(cl_cond_init_monotonic(&sampler.stop_cv));
     sampler.s = cl_xcalloc(MAX_SAMPLES, sizeof *sampler.s);
     sampler.n = 0;
     sampler.stop = false;

@@ -2,6 +2,8 @@
  * upper bounds are generous, for a loaded machine or a sanitizer build. */
 #include "unit.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/time.h>
 #include <time.h>
@@ -94,6 +96,38 @@ static void test_sleep_resumes_after_signals(void **state)
     assert_true(took < 2 * CL_NS_PER_S);
 }
 
+/* A deadline is on CLOCK_MONOTONIC, with tv_nsec normalised below one second. */
+static void test_deadline_is_now_plus_ns(void **state)
+{
+    (void)state;
+    uint64_t before = cl_now_ns();
+    struct timespec d = cl_deadline_ns(1500000000ull);
+    uint64_t after = cl_now_ns();
+    uint64_t at = (uint64_t)d.tv_sec * CL_NS_PER_S + (uint64_t)d.tv_nsec;
+    assert_true(d.tv_nsec >= 0 && d.tv_nsec < (long)CL_NS_PER_S);
+    assert_true(at >= before + 1500000000ull && at <= after + 1500000000ull);
+}
+
+/* A timed wait on a monotonic condvar ends at a cl_deadline_ns() deadline, not
+ * earlier: the two agree on the clock. */
+static void test_monotonic_cond_times_out_at_the_deadline(void **state)
+{
+    (void)state;
+    pthread_cond_t cv;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    assert_int_equal(cl_cond_init_monotonic(&cv), 0);
+    uint64_t t0 = cl_now_ns();
+    struct timespec d = cl_deadline_ns(20000000ull);
+    CL_PT(pthread_mutex_lock(&mu));
+    int rc;
+    while ((rc = pthread_cond_timedwait(&cv, &mu, &d)) == 0)
+        ; /* a spurious wakeup: wait again */
+    CL_PT(pthread_mutex_unlock(&mu));
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_true(cl_now_ns() - t0 >= 20000000ull);
+    CL_PT(pthread_cond_destroy(&cv));
+}
+
 static void test_seconds(void **state)
 {
     (void)state;
@@ -112,6 +146,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sleep_at_least_requested),
         cmocka_unit_test(test_sleep_zero_returns),
         cmocka_unit_test(test_sleep_resumes_after_signals),
+        cmocka_unit_test(test_deadline_is_now_plus_ns),
+        cmocka_unit_test(test_monotonic_cond_times_out_at_the_deadline),
         cmocka_unit_test(test_seconds),
     };
     return UNIT_MAIN("time", tests);
