@@ -362,8 +362,9 @@ int cl_run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     for (int i = 0; i < run.threads; i++) {
         int rc = pthread_create(&tids[i], &attrs[i], worker_main, &workers[i]);
         if (rc != 0) {
-            fprintf(stderr, "%s: --threads: could start only %d of %d threads (%s)\n", ch->name, i,
-                    run.threads, strerror(rc));
+            /* Not "--threads:": a chapter may set the count from another flag. */
+            fprintf(stderr, "%s: could start only %d of %d threads (%s): ask for fewer\n", ch->name,
+                    i, run.threads, strerror(rc));
             _exit(CL_EXIT_USAGE); /* the started ones wait at the closed gate */
         }
     }
