@@ -125,6 +125,10 @@ setup() {
     [ ! -e "$BATS_TEST_TMPDIR/p/failures.txt" ] || [ ! -s "$BATS_TEST_TMPDIR/p/failures.txt" ]
     run jq -r '[.[] | "\(.params.iters) \(.ops)"] | join(",")' "$BATS_TEST_TMPDIR/p/race-ref.rows.json"
     [ "$output" = "10 10,20 20" ]
+    # both JSON lines of each run are kept, each with its configuration
+    run jq -sr 'map(select(._bench.experiment == "ref") | "\(.variant) \(._bench.params.iters)") | join(",")' \
+        "$BATS_TEST_TMPDIR/p/race.metrics.jsonl"
+    [ "$output" = "ref 10,ref-again 10,ref 20,ref-again 20" ]
     grep -q 'Command: `bash tests/bench/fixtures/program/reference.sh --iters {iters}`' \
         "$BATS_TEST_TMPDIR/p/REPORT.md"
     grep -q 'Skipped: `conclab-no-such-program` is not installed' "$BATS_TEST_TMPDIR/p/REPORT.md"
