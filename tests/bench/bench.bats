@@ -101,6 +101,11 @@ setup() {
     [ "$(grep -c '^| race-' <<<"$output")" -eq "$(jq -s 'map(length) | add' "$Q"/race-*.rows.json)" ]
     ! grep -E '^\| race-' <<<"$output" | awk -F'|' '$6 + 0 != 1 { bad = 1 } END { exit !bad }'
     grep -qE 'within 10%: ([1-9][0-9]*) of \1\.$' <<<"$output" # every relative figure is stable
+    # and the race summary's numeric figures, each against itself
+    n=$(jq '[.checks[] | select((.value | type) == "number" and .value != 0)] | length' "$Q/race.summary.json")
+    [ "$n" -ge 3 ]
+    assert_line "$n summary figures in both runs; within 10%: $n of $n."
+    assert_line --regexp '^\| race \| atomic ns/op ÷ sharded ns/op \| [0-9.]+ \| [0-9.]+ \| 1 \|$'
     run --separate-stderr "$RUN" --compare "$Q" /nonexistent
     [ "$status" -eq 2 ]
     [[ "$stderr" == *"not a bench/run result folder"* ]]
