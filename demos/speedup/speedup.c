@@ -26,17 +26,17 @@
 
 #include "conclab.h"
 
-enum { WORK, TASKS, WORKERS, SIZE, LATENCY_MS, CPU_FRACTION, CPUS }; /* flags */
-enum { CPU, IO_SLEEP, IO_REAL, MIXED };                              /* --work */
+/* the flags */
+enum { WORK, TASKS, WORKERS, SIZE, LATENCY_MS, CPU_FRACTION, CPUS, SWITCH_INTERVAL_MS };
+enum { CPU, IO_SLEEP, IO_REAL, MIXED }; /* --work */
 
-#define CPU_TASK_SIZE   50000000ull   /* default --size: about 50 ms of CPU a task */
-#define IO_TASKS        100           /* default --tasks for the I/O kinds */
-#define LATENCY_MS_DEF  10            /* default --latency-ms */
-#define GIL_INTERVAL_NS 5000000ull    /* CPython's default switch interval, 5 ms */
-#define GIL_SLICE       32768ull      /* iterations between two GIL checks: tens of µs */
-#define SERIAL_CHUNK    65536ull      /* the serial part computes in chunks, watching the clock */
-#define MAX_PROCS       1024          /* processes procs may fork */
-#define STACK_BYTES     (1024 * 1024) /* per thread, reserved; 10,000 threads touch ~10 KB each */
+#define CPU_TASK_SIZE  50000000ull   /* default --size: about 50 ms of CPU a task */
+#define IO_TASKS       100           /* default --tasks for the I/O kinds */
+#define LATENCY_MS_DEF 10            /* default --latency-ms */
+#define GIL_SLICE      32768ull      /* iterations between two GIL checks: tens of µs */
+#define SERIAL_CHUNK   65536ull      /* the serial part computes in chunks, watching the clock */
+#define MAX_PROCS      1024          /* processes procs may fork */
+#define STACK_BYTES    (1024 * 1024) /* per thread, reserved; 10,000 threads touch ~10 KB each */
 
 /* Run-wide settings, fixed by prepare before any thread starts. */
 static int work, nworkers;
@@ -247,10 +247,13 @@ static const struct cl_param params[] = {
     {"latency-ms", "io-sleep, io-real, mixed: each task's I/O time", LATENCY_MS_DEF, 0, 5000},
     {"cpu-fraction", "mixed: the serial CPU part's share of seq's time", 25, 0, 95},
     {"cpus", "run on this many CPUs only (sched_setaffinity; default: all)", 0, 1, CPU_SETSIZE},
+    {"switch-interval-ms", "gil: the GIL's switch interval (sys.setswitchinterval; CPython: 5)", 5,
+     1, 100},
 };
 static const char *const work_names[] = {"cpu", "io-sleep", "io-real", "mixed", NULL};
-static const char *const *const param_choices[] = {work_names, NULL, NULL, NULL, NULL, NULL, NULL};
-static const int param_decimals[] = {0, 0, 0, 0, 0, 2, 0}; /* --cpu-fraction 0.25 */
+static const char *const *const param_choices[] = {work_names, NULL, NULL, NULL,
+                                                   NULL,       NULL, NULL, NULL};
+static const int param_decimals[] = {0, 0, 0, 0, 0, 2, 0, 0}; /* --cpu-fraction 0.25 */
 
 static struct cl_opts effective; /* the flags with the defaults filled in */
 /* CPU time and context switches are counted from setup to check, so the wall
@@ -347,7 +350,7 @@ static void setup(const struct cl_run *run)
         cl_queue_close(&pool_tasks);
     }
     if (run->variant->worker == run_gil) {
-        CL_PT(cl_gil_init(&gil, GIL_INTERVAL_NS));
+        CL_PT(cl_gil_init(&gil, (uint64_t)effective.param[SWITCH_INTERVAL_MS] * 1000000));
         gil_threads = cl_xcalloc((size_t)nworkers, sizeof *gil_threads);
         for (int i = 0; i < nworkers; i++)
             gil_threads[i].id = i;

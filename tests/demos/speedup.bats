@@ -201,6 +201,19 @@ metric() { # metric NAME: from the JSON line in $output
 
 # --- bad input -----------------------------------------------------------------------
 
+@test "gil: --switch-interval-ms is the GIL's interval, and a waiter gets it by a forced drop" {
+    # about 100 ms of CPU work on 2 threads under a 1 ms interval: the waiting thread
+    # asks for the GIL many intervals over, and each hand-off is a forced drop
+    run "$SPEEDUP" --variant gil --work cpu --tasks 2 --workers 2 --size 50000000 \
+        --switch-interval-ms 1 --json
+    assert_success
+    jq -e '.exact and .params.switch_interval_ms == 1 and .metrics.gil_forced_drops > 0 and
+           .metrics.gil_switches >= .metrics.gil_forced_drops' <<<"$output" >/dev/null || fail "$output"
+    run "$SPEEDUP" --variant gil --work cpu --tasks 2 --workers 2 --size 1000 --json
+    assert_success
+    jq -e '.params.switch_interval_ms == 5' <<<"$output" >/dev/null || fail "default: $output"
+}
+
 @test "bad input: exit 2 and one line on stderr naming the flag" {
     while IFS='|' read -r args mention; do
         read -ra argv <<<"$args"
@@ -222,6 +235,8 @@ metric() { # metric NAME: from the JSON line in $output
 --cpu-fraction 1|--cpu-fraction: 1 is out of range (allowed: 0.00 to 0.95)
 --cpu-fraction 0.123|--cpu-fraction: '0.123' is not a number with at most 2 decimals
 --cpus 0|--cpus: 0 is out of range
+--switch-interval-ms 0|--switch-interval-ms: 0 is out of range (allowed: 1 to 100)
+--switch-interval-ms 101|--switch-interval-ms: 101 is out of range
 --variant seq --cpus $(($(nproc) + 1))|--cpus: $(($(nproc) + 1)) is more than the $(nproc) CPUs
 --variant procs --workers 2000|--workers: procs forks at most 1024 processes (got 2000)
 --variant threads --threads 4|--threads: not used here (allowed: --workers and --tasks)
