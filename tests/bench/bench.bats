@@ -112,6 +112,24 @@ setup() {
     [[ "$stderr" == *"not a bench/run result folder"* ]]
 }
 
+@test "a summary warns when other programs took the CPU while its experiments ran" {
+    # a busy loop per core: most of the CPU is theirs
+    local hogs=()
+    for _ in $(seq "$(nproc)"); do
+        timeout 60 sh -c 'while :; do :; done' &
+        hogs+=($!)
+    done
+    run "$RUN" --experiments "$FIXTURES/ok" --only race --build "$CONCLAB_BUILD" \
+        --out "$BATS_TEST_TMPDIR/h"
+    kill "${hogs[@]}" 2>/dev/null || true
+    assert_success
+    grep -q '^The tiny summary\.$' "$BATS_TEST_TMPDIR/h/REPORT.md"
+    grep -Eq "^\*\*Note\*\*: the CPU was not all this run's while tiny \([0-9.]+% steal, [0-9.]+% other programs\) ran" \
+        "$BATS_TEST_TMPDIR/h/REPORT.md"
+    grep -Eq '^\*\*Warning\*\*: other programs used [0-9.]+% of the CPU time during the run' \
+        "$BATS_TEST_TMPDIR/h/REPORT.md"
+}
+
 @test "a failing experiment is recorded, the run goes on, and the exit is non-zero" {
     run --separate-stderr "$RUN" --experiments "$FIXTURES/failing" --only race \
         --build "$CONCLAB_BUILD" --out "$BATS_TEST_TMPDIR/f"
