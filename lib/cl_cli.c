@@ -241,13 +241,14 @@ static void describe_range(const struct cl_chapter *ch, int code, char *buf, siz
     default: {
         const struct cl_param *p = &ch->params[code - OPT_PARAM];
         const char *const *names = choices_of(ch, (size_t)(code - OPT_PARAM));
-        char lo[32], hi[32];
-        if (names != NULL)
+        if (names != NULL) {
             join_names(names, buf, len);
-        else
+        } else {
+            char lo[32], hi[32];
             snprintf(buf, len, "%s to %s",
                      fmt_fixed(p->min, decimals_of(ch, (size_t)(code - OPT_PARAM)), lo, sizeof lo),
                      fmt_fixed(p->max, decimals_of(ch, (size_t)(code - OPT_PARAM)), hi, sizeof hi));
+        }
     }
     }
 }
@@ -411,13 +412,15 @@ void cl_usage(const struct cl_chapter *ch, FILE *out)
     for (size_t i = 0; i < ch->nparams; i++) {
         const struct cl_param *p = &ch->params[i];
         const char *const *names = choices_of(ch, i);
-        char allowed[512], def[64], lo[32], hi[32];
-        if (names != NULL)
+        char allowed[512], def[64];
+        if (names != NULL) {
             join_names(names, allowed, sizeof allowed);
-        else
+        } else {
+            char lo[32], hi[32];
             snprintf(allowed, sizeof allowed, "%s to %s",
                      fmt_fixed(p->min, decimals_of(ch, i), lo, sizeof lo),
                      fmt_fixed(p->max, decimals_of(ch, i), hi, sizeof hi));
+        }
         /* a default outside the range means the variant picks it */
         if (p->def < p->min || p->def > p->max)
             snprintf(def, sizeof def, "per variant");

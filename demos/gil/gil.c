@@ -257,7 +257,7 @@ static const enum kind k_cpu = CPU_THREADS, k_native = RELEASE_IN_NATIVE, k_io =
 static const struct cl_variant variants[] = {
     {"cpu-threads", CL_CORRECT,
      "CPU work on N threads, without and with the GIL, against one thread doing it all",
-     cpu_threads, 2, 3 * CPU_SHARE, 3000000, &k_cpu},
+     cpu_threads, 2, 3ull * CPU_SHARE, 3000000, &k_cpu},
     {"io-threads", CL_CORRECT, "N threads blocking in I/O under the GIL: they overlap", io_threads,
      100, 1, 100, &k_io},
     {"convoy", CL_CORRECT,
@@ -265,7 +265,7 @@ static const struct cl_variant variants[] = {
      convoy, 2, 100, MAX_RESPONSES, &k_convoy},
     {"release-in-native", CL_CORRECT,
      "CPU work in a native kernel that releases the GIL, like numpy: parallel again",
-     release_in_native, 2, 2 * CPU_SHARE, 2000000, &k_native},
+     release_in_native, 2, 2ull * CPU_SHARE, 2000000, &k_native},
 };
 
 static const struct cl_param params[] = {

@@ -30,13 +30,14 @@
 enum { WORK, TASKS, WORKERS, SIZE, LATENCY_MS, CPU_FRACTION, CPUS, SWITCH_INTERVAL_MS };
 enum { CPU, IO_SLEEP, IO_REAL, MIXED }; /* --work */
 
-#define CPU_TASK_SIZE  50000000ull   /* default --size: about 50 ms of CPU a task */
-#define IO_TASKS       100           /* default --tasks for the I/O kinds */
-#define LATENCY_MS_DEF 10            /* default --latency-ms */
-#define GIL_SLICE      32768ull      /* iterations between two GIL checks: tens of µs */
-#define SERIAL_CHUNK   65536ull      /* the serial part computes in chunks, watching the clock */
-#define MAX_PROCS      1024          /* processes procs may fork */
-#define STACK_BYTES    (1024 * 1024) /* per thread, reserved; 10,000 threads touch ~10 KB each */
+#define CPU_TASK_SIZE  50000000ull /* default --size: about 50 ms of CPU a task */
+#define IO_TASKS       100         /* default --tasks for the I/O kinds */
+#define LATENCY_MS_DEF 10          /* default --latency-ms */
+#define GIL_SLICE      32768ull    /* iterations between two GIL checks: tens of µs */
+#define SERIAL_CHUNK   65536ull    /* the serial part computes in chunks, watching the clock */
+#define MAX_PROCS      1024        /* processes procs may fork */
+/* per thread, reserved; 10,000 threads touch ~10 KB each */
+#define STACK_BYTES ((size_t)1024 * 1024)
 
 /* Run-wide settings, fixed by prepare before any thread starts. */
 static int work, nworkers;

@@ -247,7 +247,7 @@ static void *io_user(void *arg)
     cl_gil_take(u->gil, &u->t);
     cl_gil_drop(u->gil, &u->t); /* around the blocking call */
     atomic_store(&u->in_io, true);
-    cl_sleep_ns(50 * 1000 * 1000);
+    cl_sleep_ns(50ull * 1000 * 1000);
     atomic_store(&u->in_io, false);
     cl_gil_take(u->gil, &u->t);
     cl_gil_drop(u->gil, &u->t);
@@ -272,7 +272,7 @@ static void test_io_releases_the_gil(void **state)
     cl_gil_take(&g, &me);
     assert_int_equal(atomic_load(&g.owner), 0);
     if (!slow_build())
-        assert_true(me.wait_ns < 20 * 1000 * 1000ull);
+        assert_true(me.wait_ns < 20ull * 1000 * 1000);
     assert_int_equal(me.requests, 0); /* it never had to ask */
     cl_gil_drop(&g, &me);
     CL_PT(pthread_join(tid, NULL));

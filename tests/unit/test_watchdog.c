@@ -176,7 +176,7 @@ static void *tick_ten_times(void *arg)
         cl_sleep_ns(10 * MS);
         atomic_fetch_add(&p->progress, 1);
     }
-    return (void *)(uintptr_t)cl_now_ns();
+    return (void *)(uintptr_t)cl_now_ns(); /* NOLINT(performance-no-int-to-ptr) */
 }
 
 static void test_fires_after_progress_stops(void **state)

@@ -180,7 +180,7 @@ static void test_round_trips_overlap(void **state)
     }
     uint64_t took = cl_now_ns() - t0;
     cl_responder_stop(r);
-    assert_true(took < N * 5 * LATENCY_NS);
+    assert_true(took < 5ull * N * LATENCY_NS);
 }
 
 /* A forked child's inherited client end still works (the procs executor). */
