@@ -42,3 +42,22 @@ variants_tagged() { # demo tag
 json_field() {
     jq -r "$1" <<<"$2"
 }
+
+# best_of N KEY MIN EACH CMD...: run CMD (a demo with --json) up to N times, a second
+# apart, until the jq expression KEY of its output exceeds MIN. Every run must exit 0,
+# be exact, and satisfy the jq condition EACH. Fails when no run got above MIN. A
+# bound that needs idle cores is checked this way: another program can take a core
+# away for a while, and the best of several runs is what the demo can do.
+best_of() {
+    local n=$1 key=$2 min=$3 each=$4 best=0 i
+    shift 4
+    for ((i = 1; i <= n; i++)); do
+        run --separate-stderr "$@"
+        [ "$status" -eq 0 ] || fail "exit $status: $stderr"
+        jq -e ".exact and ($each)" <<<"$output" >/dev/null || fail "not exact, or not $each: $output"
+        best=$(jq -r --argjson b "$best" "[$key, \$b] | max" <<<"$output")
+        jq -en --argjson b "$best" "\$b > $min" >/dev/null && return 0
+        sleep 1
+    done
+    fail "$key at best $best, not above $min"
+}

@@ -30,21 +30,10 @@ cpu_args() { echo --threads 2 --iters 6000; }
 
 @test "cpu-threads: exact sums; with the GIL parallelism < 1.3, without it > 1.5" {
     need_cores 2
-    # With the GIL the bound holds on any machine: one thread runs at a time. The
-    # other bound needs two idle cores; another program can take one away for a
-    # while, so the best of five runs a second apart counts.
-    local best=0
-    for _ in 1 2 3 4 5; do
-        run --separate-stderr "$GIL" --variant cpu-threads $(cpu_args) --json
-        [ "$status" -eq 0 ] || fail "exit $status: $stderr"
-        [ "$(json_field .exact "$output")" = true ]
-        jq -e '.metrics.parallelism_gil < 1.3' <<<"$output" >/dev/null ||
-            fail "parallelism with the GIL: $output"
-        best=$(jq -r --argjson b "$best" '[.metrics.parallelism_nogil, $b] | max' <<<"$output")
-        jq -en "$best > 1.5" >/dev/null && break
-        sleep 1
-    done
-    jq -en "$best > 1.5" >/dev/null || fail "parallelism without the GIL at best $best"
+    # With the GIL the bound holds in every run: one thread runs at a time. The
+    # other needs two idle cores, so the best of five runs counts.
+    best_of 5 .metrics.parallelism_nogil 1.5 '.metrics.parallelism_gil < 1.3' \
+        "$GIL" --variant cpu-threads $(cpu_args) --json
 }
 
 @test "cpu-threads: the GIL hands over (switches and forced drops) and each phase is timed" {
@@ -84,16 +73,8 @@ cpu_args() { echo --threads 2 --iters 6000; }
         [ "$(json_field .exact "$output")" = true ]
         skip "the parallelism bound: not in the ThreadSanitizer build"
     fi
-    local best=0
-    for _ in 1 2 3 4 5; do # the best of five, as for cpu-threads
-        run --separate-stderr "$GIL" --variant release-in-native $(cpu_args) --json
-        [ "$status" -eq 0 ] || fail "exit $status: $stderr"
-        [ "$(json_field .exact "$output")" = true ]
-        best=$(jq -r --argjson b "$best" '[.metrics.parallelism_native, $b] | max' <<<"$output")
-        jq -en "$best > 1.5" >/dev/null && break
-        sleep 1
-    done
-    jq -en "$best > 1.5" >/dev/null || fail "parallelism at best $best"
+    best_of 5 .metrics.parallelism_native 1.5 true \
+        "$GIL" --variant release-in-native $(cpu_args) --json
 }
 
 # --- io-threads -------------------------------------------------------------------
