@@ -1,6 +1,7 @@
 #include "cl_time.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "cl_check.h"
@@ -40,4 +41,15 @@ void cl_sleep_ns(uint64_t ns)
     while ((rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) == EINTR)
         ;
     CL_PT(rc);
+}
+
+static int ascending(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void cl_sort_ns(uint64_t *ns, size_t n)
+{
+    qsort(ns, n, sizeof *ns, ascending);
 }

@@ -3,6 +3,7 @@
 #define CL_TIME_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -21,6 +22,9 @@ struct timespec cl_deadline_ns(uint64_t ns);
 /* A condition variable whose timed waits count on CLOCK_MONOTONIC, so that a
  * change of the wall clock cannot move a deadline. 0, or the pthread error. */
 int cl_cond_init_monotonic(pthread_cond_t *cv);
+
+/* Sorts n durations in ns into ascending order, for their percentiles. */
+void cl_sort_ns(uint64_t *ns, size_t n);
 
 static inline double cl_seconds(uint64_t ns)
 {

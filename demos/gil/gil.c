@@ -428,19 +428,13 @@ static void check_cpu(const struct cl_run *run, struct cl_result *res, bool nati
     }
 }
 
-static int by_value(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static double percentile_us(uint64_t *v, uint64_t n, double q)
+/* The q-quantile of n sorted latencies, in µs. */
+static double percentile_us(const uint64_t *sorted, uint64_t n, double q)
 {
     if (n == 0)
         return 0;
-    qsort(v, n, sizeof *v, by_value);
     uint64_t k = (uint64_t)(q * (double)(n - 1) + 0.5);
-    return (double)v[k] / 1e3;
+    return (double)sorted[k] / 1e3;
 }
 
 static void check_convoy(const struct cl_run *run, struct cl_result *res)
@@ -448,6 +442,7 @@ static void check_convoy(const struct cl_run *run, struct cl_result *res)
     uint64_t n = run->iters;
     double p50[2], p99[2], per_s[2];
     for (int p = 0; p < 2; p++) {
+        cl_sort_ns(latency_ns[p], n);
         p50[p] = percentile_us(latency_ns[p], n, 0.50);
         p99[p] = percentile_us(latency_ns[p], n, 0.99);
         per_s[p] = (double)n / cl_seconds(phase_ns[p]);

@@ -1101,12 +1101,6 @@ static double cpu_seconds(const struct rusage *r)
            (double)(r->ru_utime.tv_usec + r->ru_stime.tv_usec) / 1e6;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static void check(const struct cl_run *run, struct cl_result *res)
 {
     const struct design *d = run->variant->data;
@@ -1121,7 +1115,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
         dup += n > 1 ? (uint64_t)n - 1 : 0;
     }
     size_t nlat = (size_t)((nitems + LAT_EVERY - 1) / LAT_EVERY);
-    qsort(latency_ns, nlat, sizeof *latency_ns, cmp_u64);
+    cl_sort_ns(latency_ns, nlat);
     double cpu = cpu_seconds(&now) - cpu_seconds(&usage_at_start);
     double per_s = (double)nitems / run->wall_s;
 

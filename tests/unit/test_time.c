@@ -138,6 +138,17 @@ static void test_seconds(void **state)
     assert_float_equal(cl_seconds(3600 * CL_NS_PER_S), 3600.0, 1e-9);
 }
 
+static void test_sort_ns(void **state)
+{
+    (void)state;
+    uint64_t v[] = {5, UINT64_MAX, 0, 3, 3, 1ull << 40};
+    cl_sort_ns(v, 6);
+    const uint64_t want[] = {0, 3, 3, 5, 1ull << 40, UINT64_MAX};
+    for (int i = 0; i < 6; i++)
+        assert_true(v[i] == want[i]);
+    cl_sort_ns(v, 0); /* nothing to sort: no access at all */
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +160,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_deadline_is_now_plus_ns),
         cmocka_unit_test(test_monotonic_cond_times_out_at_the_deadline),
         cmocka_unit_test(test_seconds),
+        cmocka_unit_test(test_sort_ns),
     };
     return UNIT_MAIN("time", tests);
 }
