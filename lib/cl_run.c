@@ -463,6 +463,7 @@ static int run_all(const struct cl_chapter *ch, const struct cl_opts *opts)
         }
         if (WIFEXITED(status) && WEXITSTATUS(status) == CL_EXIT_USAGE)
             return CL_EXIT_USAGE;
+        header_pending = false; /* the child printed it, once its flags were accepted */
         if (!as_declared(v, status)) {
             failed++;
             size_t used = strlen(names);
@@ -503,11 +504,10 @@ int cl_main(const struct cl_chapter *ch, int argc, char **argv)
                    cl_tags_str(ch->variants[i].tags, tags, sizeof tags), ch->variants[i].desc);
         return CL_EXIT_OK;
     }
-    /* The header: for one variant, once its prepare hook has accepted the flags,
+    /* The header: once the first variant's prepare hook has accepted the flags,
      * so that a refused combination prints only its error line. */
     header_pending = !opts.json && !opts.quiet;
     if (opts.variant != NULL)
         return cl_run_variant(ch, &opts, opts.variant);
-    print_header(ch);
     return run_all(ch, &opts);
 }
