@@ -225,13 +225,7 @@ small() { echo --size 48 --steps 20; }
 # --- bad input ---------------------------------------------------------------
 
 @test "bad input: exit 2 and one line on stderr naming the flag" {
-    while IFS='|' read -r args mention; do
-        read -ra argv <<<"$args"
-        run --separate-stderr "$BARRIER" "${argv[@]}"
-        [ "$status" -eq 2 ] || fail "'$args' gave exit $status"
-        [ "${#stderr_lines[@]}" -eq 1 ] || fail "'$args' printed ${#stderr_lines[@]} lines: $stderr"
-        [[ "$stderr" == *"$mention"* ]] || fail "'$args': '$stderr' lacks '$mention'"
-    done <<'TABLE'
+    bad_input "$BARRIER" <<'TABLE'
 --size 0|--size: 0 is out of range (allowed: 1 to 4096)
 --size 5000|--size: 5000 is out of range
 --size ten|--size: 'ten' is not a whole number

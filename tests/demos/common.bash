@@ -61,3 +61,18 @@ best_of() {
     done
     fail "$key at best $best, not above $min"
 }
+
+# bad_input DEMO, with a table on stdin, one case a line: ARGS|MENTION. Every case
+# must exit 2 with one line on stderr that mentions MENTION, and nothing on stdout.
+bad_input() {
+    local exe=$1 args mention
+    local -a argv
+    while IFS='|' read -r args mention; do
+        read -ra argv <<<"$args"
+        run --separate-stderr "$exe" "${argv[@]}"
+        [ "$status" -eq 2 ] || fail "'$args' gave exit $status"
+        [ "${#stderr_lines[@]}" -eq 1 ] || fail "'$args' printed ${#stderr_lines[@]} lines: $stderr"
+        [[ "$stderr" == *"$mention"* ]] || fail "'$args': '$stderr' lacks '$mention'"
+        [ -z "$output" ] || fail "'$args' printed on stdout: $output"
+    done
+}

@@ -277,13 +277,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # --- bad input ---------------------------------------------------------------
 
 @test "bad input: exit 2 and one line on stderr naming the flag" {
-    while IFS='|' read -r args mention; do
-        read -ra argv <<<"$args"
-        run --separate-stderr "$DL" "${argv[@]}"
-        [ "$status" -eq 2 ] || fail "'$args' gave exit $status"
-        [ "${#stderr_lines[@]}" -eq 1 ] || fail "'$args' printed ${#stderr_lines[@]} lines: $stderr"
-        [[ "$stderr" == *"$mention"* ]] || fail "'$args': '$stderr' lacks '$mention'"
-    done <<'TABLE'
+    bad_input "$DL" <<'TABLE'
 --timeout -3|--timeout: -3 is out of range
 --timeout 0|--timeout: 0 is out of range
 --timeout soon|--timeout: 'soon' is not a number of seconds

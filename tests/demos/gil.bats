@@ -168,13 +168,7 @@ cpu_args() { echo --threads 2 --iters 6000; }
 # --- bad input ---------------------------------------------------------------
 
 @test "bad input: exit 2 and one line on stderr naming the flag" {
-    while IFS='|' read -r args mention; do
-        read -ra argv <<<"$args"
-        run --separate-stderr "$GIL" "${argv[@]}"
-        [ "$status" -eq 2 ] || fail "'$args' gave exit $status"
-        [ "${#stderr_lines[@]}" -eq 1 ] || fail "'$args' printed ${#stderr_lines[@]} lines: $stderr"
-        [[ "$stderr" == *"$mention"* ]] || fail "'$args': '$stderr' lacks '$mention'"
-    done <<'TABLE'
+    bad_input "$GIL" <<'TABLE'
 --switch-interval-ms 0|--switch-interval-ms: 0 is out of range (allowed: 1 to 100)
 --switch-interval-ms 101|--switch-interval-ms: 101 is out of range
 --switch-interval-ms 5ms|--switch-interval-ms: '5ms' is not a whole number

@@ -235,14 +235,7 @@ assert_exact_run() { # what
 # --- bad input ---------------------------------------------------------------
 
 @test "bad input: exit 2 and one line on stderr naming the flag" {
-    while IFS='|' read -r args mention; do
-        read -ra argv <<<"$args"
-        run --separate-stderr "$PC" "${argv[@]}"
-        [ "$status" -eq 2 ] || fail "'$args' gave exit $status"
-        [ "${#stderr_lines[@]}" -eq 1 ] || fail "'$args' printed ${#stderr_lines[@]} lines: $stderr"
-        [[ "$stderr" == *"$mention"* ]] || fail "'$args': '$stderr' lacks '$mention'"
-        [ -z "$output" ] || fail "'$args' printed on stdout: $output"
-    done <<'TABLE'
+    bad_input "$PC" <<'TABLE'
 --capacity 0|--capacity: 0 is out of range (allowed: 1 to 65536)
 --capacity 70000|--capacity: 70000 is out of range
 --capacity|--capacity needs a value (1 to 65536)

@@ -193,14 +193,7 @@ loses_updates() { # variant [flags...]
 
 @test "bad input: exit 2 and one line on stderr naming the flag" {
     # arguments | what the line must mention
-    while IFS='|' read -r args mention; do
-        read -ra argv <<<"$args"
-        run --separate-stderr "$RACE" "${argv[@]}"
-        [ "$status" -eq 2 ] || fail "'$args' gave exit $status"
-        [ "${#stderr_lines[@]}" -eq 1 ] || fail "'$args' printed ${#stderr_lines[@]} lines: $stderr"
-        [[ "$stderr" == *"$mention"* ]] || fail "'$args': '$stderr' lacks '$mention'"
-        [ -z "$output" ] || fail "'$args' printed on stdout: $output"
-    done <<'TABLE'
+    bad_input "$RACE" <<'TABLE'
 --frobnicate|unknown option '--frobnicate'
 -x|unknown option '-x'
 --variant nosuch|no variant 'nosuch' (allowed: all, none, split-atomic

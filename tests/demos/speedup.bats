@@ -208,14 +208,7 @@ metric() { # metric NAME: from the JSON line in $output
 }
 
 @test "bad input: exit 2 and one line on stderr naming the flag" {
-    while IFS='|' read -r args mention; do
-        read -ra argv <<<"$args"
-        run --separate-stderr "$SPEEDUP" "${argv[@]}"
-        [ "$status" -eq 2 ] || fail "'$args' gave exit $status"
-        [ "${#stderr_lines[@]}" -eq 1 ] || fail "'$args' printed ${#stderr_lines[@]} lines: $stderr"
-        [[ "$stderr" == *"$mention"* ]] || fail "'$args': '$stderr' lacks '$mention'"
-        [ -z "$output" ] || fail "'$args' printed on stdout: $output"
-    done <<TABLE
+    bad_input "$SPEEDUP" <<TABLE
 --workers 0|--workers: 0 is out of range (allowed: 1 to 100000)
 --workers -2|--workers: -2 is out of range
 --workers many|--workers: 'many' is not a whole number
