@@ -19,6 +19,7 @@ enum {
     OPT_QUIET,
     OPT_LIST,
     OPT_HELP,
+    OPT_VERSION,
     OPT_PARAM, /* the chapter's flags follow, one value each */
 };
 
@@ -33,6 +34,7 @@ static const struct option common_options[] = {
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"list", no_argument, NULL, OPT_LIST},
     {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
 };
 #define NCOMMON (sizeof common_options / sizeof common_options[0])
 
@@ -331,6 +333,9 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
         case OPT_HELP:
             o->help = true;
             break;
+        case OPT_VERSION:
+            o->version = true;
+            break;
         case ':': /* glibc sets optopt to the option's code, even for "--thr" */
             describe_range(ch, optopt, range, sizeof range);
             return fail(err, errlen, "%s: --%s needs a value (%s)", prog,
@@ -365,7 +370,7 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
     }
     if (optind < argc)
         return fail(err, errlen, "%s: unexpected argument '%s' (try --help)", prog, argv[optind]);
-    if (o->trace != NULL && o->variant == NULL && !o->list && !o->help)
+    if (o->trace != NULL && o->variant == NULL && !o->list && !o->help && !o->version)
         return fail(err, errlen, "%s: --trace: needs one --variant (allowed: a name from --list)",
                     prog);
     return 0;
@@ -394,7 +399,7 @@ const char *cl_tags_str(unsigned tags, char *buf, size_t len)
 void cl_usage(const struct cl_chapter *ch, FILE *out)
 {
     fprintf(out,
-            "usage: %s [options]\n"
+            "Usage: conclab-%s [OPTION]...\n"
             "%s\n\n"
             "  --variant NAME|all  run one variant, or every one in turn (default: all)\n"
             "  --threads N         threads (1 to %d; default: per variant)\n"
@@ -407,7 +412,8 @@ void cl_usage(const struct cl_chapter *ch, FILE *out)
             "Perfetto\n"
             "  --quiet             print only the verdict lines\n"
             "  --list              list the variants: name, tags, description\n"
-            "  --help              this text\n",
+            "  --help              this text\n"
+            "  --version           the program's name and version\n",
             ch->name, ch->look_for, CL_MAX_THREADS, CL_MAX_ITERS, ch->timeout_s);
     for (size_t i = 0; i < ch->nparams; i++) {
         const struct cl_param *p = &ch->params[i];

@@ -29,7 +29,7 @@ struct cl_opts {
     uint64_t seed;
     double timeout_s;
     const char *trace; /* NULL, or a path ending in .csv or .json */
-    bool json, quiet, list, help;
+    bool json, quiet, list, help, version;
     long long param[CL_MAX_PARAMS]; /* the chapter's own flags, in its order */
 };
 

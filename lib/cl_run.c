@@ -493,6 +493,10 @@ int cl_main(const struct cl_chapter *ch, int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return CL_EXIT_USAGE;
     }
+    if (opts.version) {
+        printf("%s (conclab) %s\n", ch->name, CL_VERSION);
+        return CL_EXIT_OK;
+    }
     if (opts.help) {
         cl_usage(ch, stdout);
         return CL_EXIT_OK;

@@ -224,8 +224,14 @@ TABLE
 @test "--help prints usage and exits 0" {
     run "$RACE" --help
     assert_success
-    assert_output --partial "usage: race"
+    assert_output --partial "Usage: conclab-race [OPTION]..."
     assert_output --partial "--window-us"
+}
+
+@test "--version prints the program's name and version" {
+    run "$RACE" --version
+    assert_success
+    assert_output --regexp '^race \(conclab\) [0-9]+\.[0-9]+\.[0-9]+$'
 }
 
 # --- never hangs ---------------------------------------------------------------

@@ -75,7 +75,7 @@ struct good {
     const char *seed; /* NULL: 1 */
     double timeout_s; /* 0: the chapter's 2.0 */
     const char *trace;
-    bool json, quiet, list, help;
+    bool json, quiet, list, help, version;
     long long window_us; /* 0: the default 5 */
 };
 
@@ -108,6 +108,7 @@ static const struct good goods[] = {
     {.args = ARGS("--list"), .list = true},
     {.args = ARGS("--help"), .help = true},
     {.args = ARGS("-h"), .help = true},
+    {.args = ARGS("--version"), .version = true},
     {.args = ARGS("--trace", "t.csv", "--variant", "alpha"), .variant = "alpha", .trace = "t.csv"},
     {.args = ARGS("--variant=beta", "--trace=t.json"), .variant = "beta", .trace = "t.json"},
     {.args = ARGS("--trace", "t.csv", "--list"), .trace = "t.csv", .list = true},
@@ -167,6 +168,7 @@ static void test_parse_good_inputs(void **state)
         assert_int_equal(o.quiet, g->quiet);
         assert_int_equal(o.list, g->list);
         assert_int_equal(o.help, g->help);
+        assert_int_equal(o.version, g->version);
         assert_int_equal(o.param[0], g->window_us != 0 ? g->window_us : 5);
     }
 }
@@ -422,7 +424,7 @@ static void test_usage(void **state)
     assert_non_null(f);
     cl_usage(&chapter, f);
     fclose(f);
-    assert_contains(text, "usage: unit [options]\nwhat to look for\n");
+    assert_contains(text, "Usage: conclab-unit [OPTION]...\nwhat to look for\n");
     assert_contains(text, "--threads N");
     assert_contains(text, "1 to 4096");
     assert_contains(text, "(default: 2)"); /* the chapter's timeout */

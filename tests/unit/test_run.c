@@ -489,8 +489,17 @@ static void test_main_help(void **state)
     (void)state;
     run_main(&unit_chapter, ARGS("--help"), &kid);
     assert_child_exit(&kid, CL_EXIT_OK);
-    assert_contains(kid.out, "usage: unit [options]\n");
+    assert_contains(kid.out, "Usage: conclab-unit [OPTION]...\n");
     assert_contains(kid.out, "--window-us");
+}
+
+static void test_main_version(void **state)
+{
+    (void)state;
+    run_main(&unit_chapter, ARGS("--version"), &kid);
+    assert_child_exit(&kid, CL_EXIT_OK);
+    assert_string_equal(kid.out, "unit (conclab) " CL_VERSION "\n");
+    assert_string_equal(kid.err, "");
 }
 
 /* A usage error: exit 2, one line on stderr, nothing on stdout. */
@@ -641,6 +650,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_interrupt_exits_130),
         cmocka_unit_test(test_main_list),
         cmocka_unit_test(test_main_help),
+        cmocka_unit_test(test_main_version),
         cmocka_unit_test(test_main_usage_error),
         cmocka_unit_test(test_main_one_variant),
         cmocka_unit_test(test_main_all_behaving),
