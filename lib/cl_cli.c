@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cl_exit.h"
+
 enum {
     OPT_VARIANT = 256,
     OPT_THREADS,
@@ -38,7 +40,7 @@ static const struct option common_options[] = {
 };
 #define NCOMMON (sizeof common_options / sizeof common_options[0])
 
-static int fail(char *err, size_t len, const char *fmt, ...)
+static int usage_error(char *err, size_t len, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -56,18 +58,13 @@ static int parse_int(const char *prog, const char *flag, const char *s, long lon
     long long v = strtoll(s, &end, 10);
     bool digits_only = isdigit((unsigned char)s[s[0] == '-']); /* strtoll skips spaces, '+' */
     if (!digits_only || end == s || *end != '\0' || errno == ERANGE)
-        return fail(err, len, "%s: --%s: '%s' is not a whole number (allowed: %lld to %lld)", prog,
-                    flag, s, min, max);
+        return usage_error(err, len, "%s: --%s: '%s' is not a whole number (allowed: %lld to %lld)",
+                           prog, flag, s, min, max);
     if (v < min || v > max)
-        return fail(err, len, "%s: --%s: %lld is out of range (allowed: %lld to %lld)", prog, flag,
-                    v, min, max);
+        return usage_error(err, len, "%s: --%s: %lld is out of range (allowed: %lld to %lld)", prog,
+                           flag, v, min, max);
     *out = v;
     return 0;
-}
-
-static int decimals_of(const struct cl_chapter *ch, size_t i)
-{
-    return ch->param_decimals != NULL ? ch->param_decimals[i] : 0;
 }
 
 static long long pow10ll(int decimals)
@@ -107,28 +104,22 @@ static int parse_fixed(const char *prog, const char *flag, const char *s, int de
         for (p++; isdigit((unsigned char)*p) && fdigits < decimals; p++, fdigits++)
             frac = frac * 10 + (*p - '0');
     if (wdigits + fdigits == 0 || *p != '\0')
-        return fail(err, len,
-                    "%s: --%s: '%s' is not a number with at most %d decimals (allowed: %s to %s)",
-                    prog, flag, s, decimals, lo, hi);
+        return usage_error(
+            err, len, "%s: --%s: '%s' is not a number with at most %d decimals (allowed: %s to %s)",
+            prog, flag, s, decimals, lo, hi);
     long long v = whole * pow10ll(decimals) + frac * pow10ll(decimals - fdigits);
     if (s[0] == '-')
         v = -v;
     if (v < min || v > max)
-        return fail(err, len, "%s: --%s: %s is out of range (allowed: %s to %s)", prog, flag, s, lo,
-                    hi);
+        return usage_error(err, len, "%s: --%s: %s is out of range (allowed: %s to %s)", prog, flag,
+                           s, lo, hi);
     *out = v;
     return 0;
 }
 
-double cl_param_real(const struct cl_chapter *ch, size_t i, long long value)
+double cl_param_value_real(const struct cl_param *p, long long value)
 {
-    return (double)value / (double)pow10ll(decimals_of(ch, i));
-}
-
-/* The names of a choice flag, or NULL for an integer flag. */
-static const char *const *choices_of(const struct cl_chapter *ch, size_t i)
-{
-    return ch->param_choices != NULL ? ch->param_choices[i] : NULL;
+    return (double)value / (double)pow10ll(p->decimals);
 }
 
 static void join_names(const char *const *names, char *buf, size_t len)
@@ -151,19 +142,35 @@ static int parse_choice(const char *prog, const char *flag, const char *const *n
     }
     char all[512];
     join_names(names, all, sizeof all);
-    return fail(err, len, "%s: --%s: no such choice '%s' (allowed: %s)", prog, flag, s, all);
+    return usage_error(err, len, "%s: --%s: no such choice '%s' (allowed: %s)", prog, flag, s, all);
 }
 
-const char *cl_param_str(const struct cl_chapter *ch, size_t i, long long value, char *buf,
-                         size_t len)
+const char *cl_param_text(const struct cl_param *p, long long value, char *buf, size_t len)
 {
-    const char *const *names = choices_of(ch, i);
-    if (names != NULL && value >= 0) {
-        for (long long k = 0; names[k] != NULL; k++)
+    if (p->choices != NULL && value >= 0) {
+        for (long long k = 0; p->choices[k] != NULL; k++)
             if (k == value)
-                return names[k];
+                return p->choices[k];
     }
-    return fmt_fixed(value, decimals_of(ch, i), buf, len);
+    return fmt_fixed(value, p->decimals, buf, len);
+}
+
+/* What flag p accepts: its choices, or its range with its decimals. */
+static const char *describe_param(const struct cl_param *p, char *buf, size_t len)
+{
+    if (p->choices != NULL) {
+        join_names(p->choices, buf, len);
+    } else {
+        char lo[32], hi[32];
+        snprintf(buf, len, "%s to %s", fmt_fixed(p->min, p->decimals, lo, sizeof lo),
+                 fmt_fixed(p->max, p->decimals, hi, sizeof hi));
+    }
+    return buf;
+}
+
+int cl_max_threads(const struct cl_chapter *ch)
+{
+    return ch->max_threads > 0 ? ch->max_threads : CL_MAX_THREADS_DEFAULT;
 }
 
 static int parse_variant(const struct cl_chapter *ch, const char *s, struct cl_opts *o, char *err,
@@ -184,7 +191,8 @@ static int parse_variant(const struct cl_chapter *ch, const char *s, struct cl_o
         size_t used = strlen(names);
         snprintf(names + used, sizeof names - used, ", %s", ch->variants[i].name);
     }
-    return fail(err, len, "%s: --variant: no variant '%s' (allowed: %s)", ch->name, s, names);
+    return usage_error(err, len, "%s: --variant: no variant '%s' (allowed: %s)", ch->name, s,
+                       names);
 }
 
 static int parse_timeout(const char *prog, const char *s, double *out, char *err, size_t len)
@@ -193,13 +201,13 @@ static int parse_timeout(const char *prog, const char *s, double *out, char *err
     errno = 0;
     double v = strtod(s, &end);
     if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v))
-        return fail(err, len,
-                    "%s: --timeout: '%s' is not a number of seconds (allowed: above 0 "
-                    "to %g)",
-                    prog, s, CL_MAX_TIMEOUT);
+        return usage_error(err, len,
+                           "%s: --timeout: '%s' is not a number of seconds (allowed: above 0 "
+                           "to %g)",
+                           prog, s, CL_MAX_TIMEOUT);
     if (v <= 0 || v > CL_MAX_TIMEOUT)
-        return fail(err, len, "%s: --timeout: %g is out of range (allowed: above 0 to %g)", prog, v,
-                    CL_MAX_TIMEOUT);
+        return usage_error(err, len, "%s: --timeout: %g is out of range (allowed: above 0 to %g)",
+                           prog, v, CL_MAX_TIMEOUT);
     *out = v;
     return 0;
 }
@@ -223,7 +231,7 @@ static void describe_range(const struct cl_chapter *ch, int code, char *buf, siz
 {
     switch (code) {
     case OPT_THREADS:
-        snprintf(buf, len, "1 to %d", CL_MAX_THREADS);
+        snprintf(buf, len, "1 to %d", cl_max_threads(ch));
         break;
     case OPT_ITERS:
         snprintf(buf, len, "1 to %llu", CL_MAX_ITERS);
@@ -240,19 +248,34 @@ static void describe_range(const struct cl_chapter *ch, int code, char *buf, siz
     case OPT_TRACE:
         snprintf(buf, len, "a file ending in .csv or .json");
         break;
-    default: {
-        const struct cl_param *p = &ch->params[code - OPT_PARAM];
-        const char *const *names = choices_of(ch, (size_t)(code - OPT_PARAM));
-        if (names != NULL) {
-            join_names(names, buf, len);
-        } else {
-            char lo[32], hi[32];
-            snprintf(buf, len, "%s to %s",
-                     fmt_fixed(p->min, decimals_of(ch, (size_t)(code - OPT_PARAM)), lo, sizeof lo),
-                     fmt_fixed(p->max, decimals_of(ch, (size_t)(code - OPT_PARAM)), hi, sizeof hi));
-        }
+    default:
+        describe_param(&ch->params[code - OPT_PARAM], buf, len);
     }
-    }
+}
+
+/* A whole number in [0, UINT64_MAX]. */
+static int parse_seed(const char *prog, const char *s, uint64_t *out, char *err, size_t len)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    /* strtoull would skip spaces and negate a '-' */
+    if (!isdigit((unsigned char)s[0]) || *end != '\0' || errno == ERANGE)
+        return usage_error(err, len, "%s: --seed: '%s' is not a whole number (allowed: 0 to %llu)",
+                           prog, s, (unsigned long long)UINT64_MAX);
+    *out = v;
+    return 0;
+}
+
+/* Flag p's value from text s. */
+static int parse_param(const char *prog, const struct cl_param *p, const char *s, long long *out,
+                       char *err, size_t len)
+{
+    if (p->choices != NULL)
+        return parse_choice(prog, p->name, p->choices, s, out, err, len);
+    if (p->decimals > 0)
+        return parse_fixed(prog, p->name, s, p->decimals, p->min, p->max, out, err, len);
+    return parse_int(prog, p->name, s, p->min, p->max, out, err, len);
 }
 
 static const char *long_name(const struct option *opts, int code)
@@ -267,17 +290,20 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
              size_t errlen)
 {
     const char *prog = ch->name;
+    if (ch->nparams > CL_MAX_PARAMS)
+        return usage_error(err, errlen, "%s: %zu flags of its own, more than lib's %d", prog,
+                           ch->nparams, CL_MAX_PARAMS);
     struct option longopts[NCOMMON + CL_MAX_PARAMS + 1];
     size_t n = 0;
     for (; n < NCOMMON; n++)
         longopts[n] = common_options[n];
-    for (size_t i = 0; i < ch->nparams && i < CL_MAX_PARAMS; i++, n++)
+    for (size_t i = 0; i < ch->nparams; i++, n++)
         longopts[n] =
             (struct option){ch->params[i].name, required_argument, NULL, OPT_PARAM + (int)i};
     longopts[n] = (struct option){0};
 
     *o = (struct cl_opts){.seed = 1, .timeout_s = ch->timeout_s};
-    for (size_t i = 0; i < ch->nparams && i < CL_MAX_PARAMS; i++)
+    for (size_t i = 0; i < ch->nparams; i++)
         o->param[i] = ch->params[i].def;
 
     optind = 0; /* glibc: start afresh, so the parser can be called again */
@@ -292,25 +318,16 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
             rc = parse_variant(ch, optarg, o, err, errlen);
             break;
         case OPT_THREADS:
-            rc = parse_int(prog, "threads", optarg, 1, CL_MAX_THREADS, &v, err, errlen);
+            rc = parse_int(prog, "threads", optarg, 1, cl_max_threads(ch), &v, err, errlen);
             o->threads = (int)v;
             break;
         case OPT_ITERS:
             rc = parse_int(prog, "iters", optarg, 1, (long long)CL_MAX_ITERS, &v, err, errlen);
             o->iters = (uint64_t)v;
             break;
-        case OPT_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            /* strtoull would skip spaces and negate a '-' */
-            if (!isdigit((unsigned char)optarg[0]) || *end != '\0' || errno == ERANGE)
-                return fail(err, errlen,
-                            "%s: --seed: '%s' is not a whole number (allowed: 0 to %llu)", prog,
-                            optarg, (unsigned long long)UINT64_MAX);
-            o->seed = s;
+        case OPT_SEED:
+            rc = parse_seed(prog, optarg, &o->seed, err, errlen);
             break;
-        }
         case OPT_TIMEOUT:
             rc = parse_timeout(prog, optarg, &o->timeout_s, err, errlen);
             break;
@@ -319,8 +336,8 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
             break;
         case OPT_TRACE:
             if (!ends_with(optarg, ".csv") && !ends_with(optarg, ".json"))
-                return fail(err, errlen, "%s: --trace: '%s' must end in .csv or .json", prog,
-                            optarg);
+                return usage_error(err, errlen, "%s: --trace: '%s' must end in .csv or .json", prog,
+                                   optarg);
             o->trace = optarg;
             break;
         case OPT_QUIET:
@@ -338,41 +355,31 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
             break;
         case ':': /* glibc sets optopt to the option's code, even for "--thr" */
             describe_range(ch, optopt, range, sizeof range);
-            return fail(err, errlen, "%s: --%s needs a value (%s)", prog,
-                        long_name(longopts, optopt), range);
+            return usage_error(err, errlen, "%s: --%s needs a value (%s)", prog,
+                               long_name(longopts, optopt), range);
         case '?':
             if (optopt >= OPT_VARIANT) /* a known flag given a value it does not take */
-                return fail(err, errlen, "%s: --%s takes no value", prog,
-                            long_name(longopts, optopt));
+                return usage_error(err, errlen, "%s: --%s takes no value", prog,
+                                   long_name(longopts, optopt));
             if (optopt != 0)
-                return fail(err, errlen, "%s: unknown option '-%c' (try --help)", prog, optopt);
-            return fail(err, errlen, "%s: unknown option '%s' (try --help)", prog,
-                        flag_name(argv[optind - 1], flag, sizeof flag));
-        default: {
-            const struct cl_param *p = &ch->params[c - OPT_PARAM];
-            const char *const *names = choices_of(ch, (size_t)(c - OPT_PARAM));
-            if (names != NULL) {
-                rc = parse_choice(prog, p->name, names, optarg, &o->param[c - OPT_PARAM], err,
-                                  errlen);
-                break;
-            }
-            int decimals = decimals_of(ch, (size_t)(c - OPT_PARAM));
-            if (decimals > 0)
-                rc = parse_fixed(prog, p->name, optarg, decimals, p->min, p->max,
-                                 &o->param[c - OPT_PARAM], err, errlen);
-            else
-                rc = parse_int(prog, p->name, optarg, p->min, p->max, &o->param[c - OPT_PARAM], err,
-                               errlen);
-        }
+                return usage_error(err, errlen, "%s: unknown option '-%c' (try --help)", prog,
+                                   optopt);
+            return usage_error(err, errlen, "%s: unknown option '%s' (try --help)", prog,
+                               flag_name(argv[optind - 1], flag, sizeof flag));
+        default:
+            rc = parse_param(prog, &ch->params[c - OPT_PARAM], optarg, &o->param[c - OPT_PARAM],
+                             err, errlen);
+            o->param_given |= 1u << (c - OPT_PARAM);
         }
         if (rc != 0)
             return rc;
     }
     if (optind < argc)
-        return fail(err, errlen, "%s: unexpected argument '%s' (try --help)", prog, argv[optind]);
+        return usage_error(err, errlen, "%s: unexpected argument '%s' (try --help)", prog,
+                           argv[optind]);
     if (o->trace != NULL && o->variant == NULL && !o->list && !o->help && !o->version)
-        return fail(err, errlen, "%s: --trace: needs one --variant (allowed: a name from --list)",
-                    prog);
+        return usage_error(err, errlen,
+                           "%s: --trace: needs one --variant (allowed: a name from --list)", prog);
     return 0;
 }
 
@@ -381,11 +388,8 @@ const char *cl_tags_str(unsigned tags, char *buf, size_t len)
     static const struct {
         unsigned tag;
         const char *name;
-    } names[] = {{CL_CORRECT, "correct"},
-                 {CL_WRONG, "wrong"},
-                 {CL_RACY, "racy"},
-                 {CL_HANGS, "hangs"},
-                 {CL_LOCK_ORDER, "lock-order"}};
+    } names[] = {{CL_CORRECT, "correct"}, {CL_WRONG, "wrong"}, {CL_RACY, "racy"},
+                 {CL_HANGS, "hangs"},     {CL_SLOW, "slow"},   {CL_LOCK_ORDER, "lock-order"}};
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (tags & names[i].tag) {
@@ -400,7 +404,8 @@ void cl_usage(const struct cl_chapter *ch, FILE *out)
 {
     fprintf(out,
             "Usage: conclab-%s [OPTION]...\n"
-            "%s\n\n"
+            "%s\n"
+            "Watch: %s\n\n"
             "  --variant NAME|all  run one variant, or every one in turn (default: all)\n"
             "  --threads N         threads (1 to %d; default: per variant)\n"
             "  --iters N           operations per thread (1 to %llu; default: per variant)\n"
@@ -414,28 +419,14 @@ void cl_usage(const struct cl_chapter *ch, FILE *out)
             "  --list              list the variants: name, tags, description\n"
             "  --help              this text\n"
             "  --version           the program's name and version\n",
-            ch->name, ch->look_for, CL_MAX_THREADS, CL_MAX_ITERS, ch->timeout_s);
+            ch->name, ch->summary, ch->look_for, cl_max_threads(ch), CL_MAX_ITERS, ch->timeout_s);
     for (size_t i = 0; i < ch->nparams; i++) {
         const struct cl_param *p = &ch->params[i];
-        const char *const *names = choices_of(ch, i);
-        char allowed[512], def[64];
-        if (names != NULL) {
-            join_names(names, allowed, sizeof allowed);
-        } else {
-            char lo[32], hi[32];
-            snprintf(allowed, sizeof allowed, "%s to %s",
-                     fmt_fixed(p->min, decimals_of(ch, i), lo, sizeof lo),
-                     fmt_fixed(p->max, decimals_of(ch, i), hi, sizeof hi));
-        }
-        /* a default outside the range means the variant picks it */
-        if (p->def < p->min || p->def > p->max)
-            snprintf(def, sizeof def, "per variant");
-        else {
-            char num[32];
-            snprintf(def, sizeof def, "%s", cl_param_str(ch, i, p->def, num, sizeof num));
-        }
-        fprintf(out, "  --%-17s %s (%s; default: %s)\n", p->name, p->help, allowed, def);
+        char allowed[512], num[32];
+        fprintf(out, "  --%-17s %s (%s; default: %s)\n", p->name, p->help,
+                describe_param(p, allowed, sizeof allowed),
+                p->unset != NULL ? p->unset : cl_param_text(p, p->def, num, sizeof num));
     }
     fprintf(out, "\nexit: 0 as documented, 1 a correct variant was wrong, 2 usage, 3 hang "
-                 "(watchdog), 130 interrupted\n");
+                 "(watchdog),\n      4 the system refused a resource, 130 interrupted\n");
 }

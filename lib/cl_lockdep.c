@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cl_check.h"
-#include "cl_mutex.h"
+#include "cl_thread.h"
 
 /* after[a] has bit b once some thread acquired class b while holding a. */
 static _Atomic uint64_t after[CL_LOCKDEP_MAX_CLASSES];
@@ -17,6 +17,7 @@ static int nclasses;
 static int who[CL_LOCKDEP_MAX_CLASSES][CL_LOCKDEP_MAX_CLASSES]; /* thread that made each edge */
 static int out_fd = STDERR_FILENO;
 static _Atomic size_t nreports;
+static _Atomic size_t untracked; /* acquisitions past CL_LOCKDEP_MAX_HELD */
 static char first[256];
 static pthread_mutex_t slow = PTHREAD_MUTEX_INITIALIZER; /* new edges only */
 
@@ -32,6 +33,7 @@ void cl_lockdep_reset(int fd)
     nclasses = 0;
     out_fd = fd;
     atomic_store(&nreports, 0);
+    atomic_store(&untracked, 0);
     first[0] = '\0';
     CL_PT(pthread_mutex_unlock(&slow));
 }
@@ -76,7 +78,7 @@ static void report(const char *text)
 
 static int me(void)
 {
-    return cl_mutex_self_id() + 1; /* T1, T2, ...; T0 for an unnamed thread */
+    return cl_thread_id() + 1; /* T1, T2, ...; T0 for an unnamed thread */
 }
 
 /* A new edge h -> c: record it, unless it closes a cycle, which is reported. */
@@ -93,17 +95,28 @@ static void new_edge(int h, int c)
                      "possible deadlock: T%d takes %s while holding %s, but %s was taken %s %s "
                      "before, %s (lock order %s -> %s%s inverted)",
                      me(), names[c], names[h], names[h], direct ? "while holding" : "after",
-                     names[c],
-                     direct && who[c][h] > 0 ? how
-                     : direct                ? "elsewhere"
-                                             : how,
-                     names[c], direct ? "" : "... -> ", names[h]);
+                     names[c], direct && who[c][h] == 0 ? "elsewhere" : how, names[c],
+                     direct ? "" : "... -> ", names[h]);
             report(text);
         }
         who[h][c] = me();
         atomic_fetch_or_explicit(&after[h], 1ull << c, memory_order_relaxed);
     }
     CL_PT(pthread_mutex_unlock(&slow));
+}
+
+/* Remember cls as held; past the limit, say once that checking stops there. */
+static void hold(int cls)
+{
+    if (nheld < CL_LOCKDEP_MAX_HELD) {
+        held[nheld++] = cls;
+        return;
+    }
+    if (atomic_fetch_add(&untracked, 1) == 0)
+        dprintf(out_fd,
+                "lockdep: T%d holds more than %d classes at once: %s and deeper locks are "
+                "not checked\n",
+                me(), CL_LOCKDEP_MAX_HELD, names[cls]);
 }
 
 void cl_lockdep_acquire(int cls)
@@ -122,14 +135,12 @@ void cl_lockdep_acquire(int cls)
         } else if (!cl_lockdep_edge(h, cls))
             new_edge(h, cls);
     }
-    if (nheld < CL_LOCKDEP_MAX_HELD)
-        held[nheld++] = cls;
+    hold(cls);
 }
 
 void cl_lockdep_acquired_try(int cls)
 {
-    if (nheld < CL_LOCKDEP_MAX_HELD)
-        held[nheld++] = cls;
+    hold(cls);
 }
 
 void cl_lockdep_release(int cls)
@@ -140,6 +151,11 @@ void cl_lockdep_release(int cls)
             nheld--;
             return;
         }
+}
+
+size_t cl_lockdep_untracked(void)
+{
+    return atomic_load(&untracked);
 }
 
 size_t cl_lockdep_reports(void)

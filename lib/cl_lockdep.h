@@ -13,7 +13,9 @@
 #include <stddef.h>
 
 #define CL_LOCKDEP_MAX_CLASSES 64
-#define CL_LOCKDEP_MAX_HELD    16 /* classes one thread may hold at once */
+#define CL_LOCKDEP_MAX_HELD                                                                        \
+    16 /* classes one thread may hold at once; deeper ones                                         \
+          are reported once and not checked */
 
 /* Forget every class, edge and report; reports will go to fd. Call it before
  * any thread uses the checker. */
@@ -35,6 +37,10 @@ void cl_lockdep_acquired_try(int cls);
 /* Inversions (and self-deadlocks) found so far, and the first report's text. */
 size_t cl_lockdep_reports(void);
 const char *cl_lockdep_first_report(void);
+
+/* Acquisitions that were not checked because the thread already held
+ * CL_LOCKDEP_MAX_HELD classes (the first one is reported). */
+size_t cl_lockdep_untracked(void);
 
 /* Whether the edge from -> to has been seen. */
 bool cl_lockdep_edge(int from, int to);

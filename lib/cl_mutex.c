@@ -6,21 +6,10 @@
 
 #include "cl_check.h"
 #include "cl_lockdep.h"
-
-static _Thread_local int self = -1;
+#include "cl_thread.h"
 
 /* What each named thread is blocked on: written only by that thread. */
-static _Atomic(const struct cl_mutex *) waiting[CL_MUTEX_MAX_THREADS];
-
-void cl_mutex_self(int id)
-{
-    self = id >= 0 && id < CL_MUTEX_MAX_THREADS ? id : -1;
-}
-
-int cl_mutex_self_id(void)
-{
-    return self;
-}
+static _Atomic(const struct cl_mutex *) waiting[CL_THREAD_MAX];
 
 void cl_mutex_init(struct cl_mutex *m, const char *name, int kind)
 {
@@ -35,6 +24,11 @@ void cl_mutex_init(struct cl_mutex *m, const char *name, int kind)
     m->lockdep_class = -1;
 }
 
+void cl_mutex_set_lockdep(struct cl_mutex *m, int cls)
+{
+    m->lockdep_class = cls;
+}
+
 void cl_mutex_destroy(struct cl_mutex *m)
 {
     CL_PT(pthread_mutex_destroy(&m->mu));
@@ -42,6 +36,7 @@ void cl_mutex_destroy(struct cl_mutex *m)
 
 static void set_waiting(const struct cl_mutex *m)
 {
+    int self = cl_thread_id();
     if (self >= 0)
         atomic_store_explicit(&waiting[self], m, memory_order_relaxed);
 }
@@ -50,7 +45,7 @@ static void set_waiting(const struct cl_mutex *m)
 static void acquired(struct cl_mutex *m)
 {
     if (m->depth++ == 0)
-        atomic_store_explicit(&m->holder, self + 1, memory_order_relaxed);
+        atomic_store_explicit(&m->holder, cl_thread_id() + 1, memory_order_relaxed);
 }
 
 static int finish(struct cl_mutex *m, int rc)
@@ -98,7 +93,7 @@ int cl_mutex_timedlock(struct cl_mutex *m, uint64_t timeout_ns)
 int cl_mutex_unlock(struct cl_mutex *m)
 {
     int held = atomic_load_explicit(&m->holder, memory_order_relaxed);
-    if (held != self + 1 || m->depth == 0)
+    if (held != cl_thread_id() + 1 || m->depth == 0)
         return pthread_mutex_unlock(&m->mu); /* not ours: let pthreads say so */
     if (--m->depth == 0)
         atomic_store_explicit(&m->holder, 0, memory_order_relaxed);
@@ -115,7 +110,7 @@ int cl_mutex_holder(const struct cl_mutex *m)
 
 const struct cl_mutex *cl_mutex_waiting_for(int thread)
 {
-    if (thread < 0 || thread >= CL_MUTEX_MAX_THREADS)
+    if (thread < 0 || thread >= CL_THREAD_MAX)
         return NULL;
     return atomic_load_explicit(&waiting[thread], memory_order_relaxed);
 }
@@ -129,8 +124,8 @@ static int next_in_graph(int t)
 
 size_t cl_mutex_find_cycle(int threads, int *cycle, size_t max)
 {
-    if (threads > CL_MUTEX_MAX_THREADS)
-        threads = CL_MUTEX_MAX_THREADS;
+    if (threads > CL_THREAD_MAX)
+        threads = CL_THREAD_MAX;
     for (int start = 0; start < threads; start++) {
         /* Walk at most `threads` steps: a path that long must have looped. */
         int t = start;
@@ -168,7 +163,7 @@ size_t cl_mutex_report(int fd, int threads, struct cl_mutex *const *ms, size_t n
     for (size_t i = 0; i < n; i++) {
         int holder = cl_mutex_holder(ms[i]);
         int nwait = 0;
-        for (int t = 0; t < threads && t < CL_MUTEX_MAX_THREADS; t++)
+        for (int t = 0; t < threads && t < CL_THREAD_MAX; t++)
             nwait += cl_mutex_waiting_for(t) == ms[i];
         if (holder < 0 && nwait == 0)
             continue;
@@ -184,7 +179,7 @@ size_t cl_mutex_report(int fd, int threads, struct cl_mutex *const *ms, size_t n
         if (nwait > 0) {
             dprintf(fd, ", wanted by");
             int listed = 0;
-            for (int t = 0; t < threads && t < CL_MUTEX_MAX_THREADS && listed < 8; t++)
+            for (int t = 0; t < threads && t < CL_THREAD_MAX && listed < 8; t++)
                 if (cl_mutex_waiting_for(t) == ms[i])
                     dprintf(fd, "%s T%d", listed++ ? "," : "", t + 1);
             if (nwait > listed)
@@ -192,8 +187,8 @@ size_t cl_mutex_report(int fd, int threads, struct cl_mutex *const *ms, size_t n
         }
         dprintf(fd, "\n");
     }
-    static int cycle[CL_MUTEX_MAX_THREADS]; /* only the watchdog reports */
-    size_t len = cl_mutex_find_cycle(threads, cycle, CL_MUTEX_MAX_THREADS);
+    static int cycle[CL_THREAD_MAX]; /* only the watchdog reports */
+    size_t len = cl_mutex_find_cycle(threads, cycle, CL_THREAD_MAX);
     if (len == 0) {
         dprintf(fd, "  wait-for cycle: none found among the instrumented locks\n");
         return 0;

@@ -2,7 +2,9 @@
  * holding it and the threads waiting for it, so the watchdog can print the
  * wait-for graph of a deadlocked program and name its cycle. Every record is an
  * atomic that the watchdog reads without taking any lock. A plain
- * pthread_mutex_t stays the fast choice where nothing needs to be reported. */
+ * pthread_mutex_t stays the fast choice where nothing needs to be reported.
+ * Threads are named by cl_thread_set_id (the runner names every worker); an
+ * unnamed thread's holds and waits do not appear in reports. */
 #ifndef CL_MUTEX_H
 #define CL_MUTEX_H
 
@@ -10,8 +12,6 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define CL_MUTEX_MAX_THREADS 4096 /* threads the wait-for records can name */
 
 struct cl_mutex {
     pthread_mutex_t mu;
@@ -25,11 +25,9 @@ struct cl_mutex {
 void cl_mutex_init(struct cl_mutex *m, const char *name, int kind);
 void cl_mutex_destroy(struct cl_mutex *m);
 
-/* Name the calling thread in the records: 0 for T1, 1 for T2, ... lib/'s
- * runner calls it for every worker; a thread that never calls it is not
- * recorded (its holds and waits do not appear in reports). */
-void cl_mutex_self(int id);
-int cl_mutex_self_id(void); /* -1 when unnamed */
+/* Check each lock of m against the lock-order checker's class cls
+ * (cl_lockdep_class), or stop checking it with -1. */
+void cl_mutex_set_lockdep(struct cl_mutex *m, int cls);
 
 /* Each returns 0 or the pthread error: EDEADLK from an error-checking relock,
  * EBUSY from trylock, ETIMEDOUT from timedlock. While a lock call blocks, the

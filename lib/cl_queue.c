@@ -45,11 +45,15 @@ static bool wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, const struct timesp
     return true;
 }
 
-/* mode: 0 blocks, 1 never blocks, 2 blocks until the deadline. */
-enum { BLOCK, NOWAIT, TIMED };
+/* How a put or get waits when it cannot go on at once. */
+enum wait_mode {
+    BLOCK,  /* as long as it takes */
+    NOWAIT, /* not at all: CL_Q_FULL or CL_Q_EMPTY */
+    TIMED,  /* until the deadline: CL_Q_TIMEOUT */
+};
 
 /* [snippet queue-put] */
-static enum cl_qstatus put(struct cl_queue *q, void *item, int mode, uint64_t timeout_ns)
+static enum cl_qstatus put(struct cl_queue *q, void *item, enum wait_mode mode, uint64_t timeout_ns)
 {
     struct timespec dl;
     if (mode == TIMED)
@@ -85,7 +89,8 @@ static enum cl_qstatus put(struct cl_queue *q, void *item, int mode, uint64_t ti
 }
 /* [end queue-put] */
 
-static enum cl_qstatus get(struct cl_queue *q, void **item, int mode, uint64_t timeout_ns)
+static enum cl_qstatus get(struct cl_queue *q, void **item, enum wait_mode mode,
+                           uint64_t timeout_ns)
 {
     struct timespec dl;
     if (mode == TIMED)

@@ -1,5 +1,6 @@
-/* Running a chapter: threads behind a start gate, the watchdog, timing, the
- * self-check and the output. A demo's main() is one call to cl_main(). */
+/* Running a chapter: the phases of a run (prepare, setup, the run, check, the
+ * output, teardown), the workers behind a start gate, the watchdog, Ctrl-C,
+ * timing and the exit status. A demo's main() is one call to cl_main(). */
 #ifndef CL_RUN_H
 #define CL_RUN_H
 
@@ -10,37 +11,59 @@
 
 #include "cl_chapter.h"
 #include "cl_cli.h"
+#include "cl_exit.h"
 #include "cl_time.h"
 #include "cl_trace.h"
+#include "cl_work.h"
 
-/* One worker thread's view. Aligned to a cache line so that neighbouring
- * workers' progress counters never share one. */
+/* One worker's record. The records live in shared memory (a forked child may
+ * tick its own) and are aligned to a cache line, so that neighbouring workers'
+ * progress counters never share one. */
 struct cl_worker {
     _Alignas(64) _Atomic uint64_t progress; /* completed operations: the watchdog reads it */
     _Atomic bool finished;
     _Atomic(const char *) status; /* what it waits for, for the watchdog; NULL: running */
     int id;                       /* 0 .. threads-1 */
+    int role;                     /* index into run->roles, -1 for none */
     uint64_t rng;                 /* cl_rand()'s state, seeded from --seed and id */
     uint64_t iters;
     const struct cl_run *run;
     struct cl_trace_buf *trace; /* NULL unless --trace */
 };
 
+#define CL_MAX_ROLES 8
+
 struct cl_run {
     const struct cl_chapter *chapter;
     const struct cl_variant *variant;
-    const struct cl_opts *opts;
-    int threads;
-    uint64_t iters; /* per thread, after defaults and caps */
+    const struct cl_opts *opts;     /* as parsed; a chapter flag's value: cl_param() */
+    int threads;                    /* workers (threads, or records of a .run variant) */
+    uint64_t iters;                 /* per worker, after defaults and caps */
+    long long param[CL_MAX_PARAMS]; /* the chapter's flags after defaults and prepare */
     struct cl_worker *workers;
+    const struct cl_role *roles[CL_MAX_ROLES]; /* distinct roles of the workers */
+    int nroles;
     bool pinned;   /* one CPU per thread (when threads <= CPUs) */
-    double wall_s; /* from the open gate to the last join */
+    double wall_s; /* from the open gate to the last join (.run: its whole call) */
     /* --trace, for the watchdog: a hang writes what is traced so far. */
     struct cl_trace *trace;
     FILE *trace_file;
 };
 
-#define CL_MAX_METRICS 12
+/* The value of the chapter's flag i, as resolved for this run (a choice flag:
+ * the index of the name given). Workers, hooks and --json read it here. */
+static inline long long cl_param(const struct cl_run *run, size_t i)
+{
+    return run->param[i];
+}
+
+/* A fixed-point flag as a double (0.25 for --cpu-fraction 0.25). */
+double cl_param_real(const struct cl_run *run, size_t i);
+
+/* Whether flag i was given on the command line (prepare fills the others). */
+bool cl_param_given(const struct cl_run *run, size_t i);
+
+#define CL_MAX_METRICS 16 /* more in one result is a cl_fatal */
 
 struct cl_metric {
     const char *name;
@@ -80,10 +103,7 @@ static inline void cl_status(struct cl_worker *w, const char *what)
  * thread the same sequence on every run, with no shared state. */
 static inline uint64_t cl_rand(struct cl_worker *w)
 {
-    uint64_t z = (w->rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return cl_splitmix64(&w->rng);
 }
 
 /* Mark an interval for --trace; with tracing off, neither reads the clock. */
@@ -113,11 +133,30 @@ static inline void cl_span_close(struct cl_worker *w, enum cl_span_kind kind)
         cl_trace_close(w->trace, kind, cl_now_ns());
 }
 
+/* For a .run variant: run fn on every worker record in a thread of its own,
+ * behind the start gate, and join them all. If the system refuses a thread, the
+ * ones started are joined without running fn, and the run ends with
+ * cl_refuse (exit 4). */
+void cl_run_workers(struct cl_run *run, void (*fn)(struct cl_worker *w));
+
+/* The system refused a resource (err from `call`): one line on stderr naming
+ * the call, the error and, after it, the limit (printf-style, may be NULL);
+ * then the exit functions (children killed, files removed) and exit 4. Call it
+ * from any thread, in any phase. A limit that can be checked beforehand is a
+ * usage error in prepare instead. */
+_Noreturn __attribute__((format(printf, 4, 5))) void
+cl_refuse(const struct cl_run *run, const char *call, int err, const char *limit_fmt, ...);
+
+/* This process's limits on threads, for a refusal's line: "threads-max 63,707,
+ * pid_max 4,194,304, max_map_count 65,530, RLIMIT_NPROC unlimited". */
+const char *cl_thread_limits(char *buf, size_t len);
+
 /* True in a build with ThreadSanitizer, which changes exit codes after a report. */
 bool cl_under_tsan(void);
 
-/* Parse, then list, help, or run one variant or all of them (each in a forked
- * child). Returns the exit status; the only place a demo's exit code is made. */
+/* Parse, then list, help, version, or run one variant or all of them (each in a
+ * forked child). Returns the exit status; the only place a demo's exit code is
+ * made. */
 int cl_main(const struct cl_chapter *ch, int argc, char **argv);
 
 /* Run one variant in this process and return its exit status. */

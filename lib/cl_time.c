@@ -53,3 +53,21 @@ void cl_sort_ns(uint64_t *ns, size_t n)
 {
     qsort(ns, n, sizeof *ns, ascending);
 }
+
+static int ascending_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double cl_median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, ascending_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void cl_busy_ns(uint64_t ns)
+{
+    for (uint64_t end = cl_now_ns() + ns; cl_now_ns() < end;)
+        ;
+}

@@ -15,6 +15,10 @@ uint64_t cl_now_ns(void);
 /* Sleep for ns nanoseconds in total, resuming after a signal interrupts. */
 void cl_sleep_ns(uint64_t ns);
 
+/* Keep this CPU busy for ns nanoseconds (work, not a wait): for costs too short
+ * to sleep, such as a consumer's processing or the work inside a lock. */
+void cl_busy_ns(uint64_t ns);
+
 /* The moment ns nanoseconds from now on CLOCK_MONOTONIC: an absolute deadline for
  * clock_nanosleep or for a timed wait on a cl_cond_init_monotonic() condvar. */
 struct timespec cl_deadline_ns(uint64_t ns);
@@ -25,6 +29,10 @@ int cl_cond_init_monotonic(pthread_cond_t *cv);
 
 /* Sorts n durations in ns into ascending order, for their percentiles. */
 void cl_sort_ns(uint64_t *ns, size_t n);
+
+/* The median of n > 0 values (sorting them in place): of repeated timings, the
+ * one a slow round or a fast outlier does not move. */
+double cl_median(double *v, size_t n);
 
 static inline double cl_seconds(uint64_t ns)
 {

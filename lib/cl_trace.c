@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cl_check.h"
-#include "cl_report.h"
+#include "cl_json.h"
 #include "cl_time.h"
 
 void cl_trace_init(struct cl_trace *t, int threads, uint64_t origin_ns)
@@ -107,10 +107,22 @@ static void csv_row(int thread, const struct cl_span *s, void *arg)
             rel_s(o->t, s->end_ns));
 }
 
+uint64_t cl_trace_dropped(const struct cl_trace *t)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < t->threads; i++)
+        n += t->bufs[i].dropped;
+    return n;
+}
+
 void cl_trace_write_csv(const struct cl_trace *t, FILE *f)
 {
     fprintf(f, "thread,kind,start_s,end_s\n");
     each_span(t, csv_row, &(struct csv_out){t, f});
+    uint64_t dropped = cl_trace_dropped(t);
+    if (dropped > 0) /* a comment, which gnuplot skips */
+        fprintf(f, "# dropped %llu spans past the %d kept per thread\n",
+                (unsigned long long)dropped, CL_TRACE_CAP);
 }
 
 struct json_out {
@@ -140,6 +152,9 @@ void cl_trace_write_json(const struct cl_trace *t, FILE *f, const char *label)
     cl_json_begin(&j, f);
     cl_json_array(&j, "traceEvents");
     each_span(t, json_event, &(struct json_out){t, &j, label});
+    cl_json_close(&j);
+    cl_json_object(&j, "otherData"); /* Chrome's place for anything else */
+    cl_json_uint(&j, "dropped", cl_trace_dropped(t));
     cl_json_close(&j);
     cl_json_end(&j);
 }

@@ -45,8 +45,13 @@ const char *cl_span_name(enum cl_span_kind kind);
 void cl_trace_open(struct cl_trace_buf *b, enum cl_span_kind kind, uint64_t start_ns);
 void cl_trace_close(struct cl_trace_buf *b, enum cl_span_kind kind, uint64_t end_ns);
 
+/* Spans that did not fit (past CL_TRACE_CAP in a thread), over all threads. */
+uint64_t cl_trace_dropped(const struct cl_trace *t);
+
 /* CSV (thread,kind,start_s,end_s) for gnuplot's timeline, or Chrome trace-event
- * JSON for Perfetto; --trace picks by the file's extension. */
+ * JSON for Perfetto; --trace picks by the file's extension. Dropped spans are
+ * counted in both: a final "# dropped N ..." line in the CSV when there are
+ * any, and otherData.dropped in the JSON. */
 bool cl_trace_is_csv(const char *path);
 void cl_trace_write_csv(const struct cl_trace *t, FILE *f);
 void cl_trace_write_json(const struct cl_trace *t, FILE *f, const char *label);

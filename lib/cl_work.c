@@ -113,10 +113,7 @@ static void *respond(void *arg)
     struct cl_responder *r = arg;
     struct epoll_event ev[64];
     for (;;) {
-        int n = epoll_wait(r->epoll_fd, ev, 64, -1);
-        if (n == -1 && errno == EINTR)
-            continue;
-        CL_SYS(n);
+        int n = (int)CL_SYS_RETRY(epoll_wait(r->epoll_fd, ev, 64, -1));
         for (int i = 0; i < n; i++) {
             int fd = ev[i].data.fd;
             if (fd == r->stop_fd)
@@ -221,13 +218,8 @@ void cl_responder_stop(struct cl_responder *r)
 
 uint64_t cl_round_trip(int fd, uint64_t request)
 {
-    ssize_t n;
-    while ((n = write(fd, &request, sizeof request)) == -1 && errno == EINTR)
-        ;
-    if (n != (ssize_t)sizeof request)
+    if (CL_RETRY(write(fd, &request, sizeof request)) != (long)sizeof request)
         return request;
     uint64_t reply;
-    while ((n = read(fd, &reply, sizeof reply)) == -1 && errno == EINTR)
-        ;
-    return n == (ssize_t)sizeof reply ? reply : request;
+    return CL_RETRY(read(fd, &reply, sizeof reply)) == (long)sizeof reply ? reply : request;
 }

@@ -7,6 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One step of splitmix64: advances *state and returns the next 64 random bits.
+ * Small, fast and good enough for workloads; never for secrets. */
+static inline uint64_t cl_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 /* CPU work: sum of i*i for i < n, in wrapping uint64 arithmetic (the true sum
  * overflows 64 bits above n of about 4e6, so wrapping is defined and checkable). */
 uint64_t cl_sum_squares(uint64_t n);

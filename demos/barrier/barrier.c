@@ -23,16 +23,14 @@
 
 enum { SIZE, STEPS, EPS, IMBALANCE, PHASE_WORK, VERIFY }; /* the chapter's own flags, in order */
 
-#define HOT              100.0 /* the top edge's temperature; the other edges are 0 */
-#define BROKEN_TIMEOUT_S 2.    /* broken: no survivor waits longer than this */
+#define BROKEN_TIMEOUT_S 2. /* broken: no survivor waits longer than this */
 
 /* [snippet state] */
 static int n;           /* interior rows and columns; the border is fixed */
-static size_t stride;   /* n + 2: a row, border cells included */
 static int64_t steps;   /* phases to run */
 static bool phase_work; /* false: empty phases, to time the barrier alone */
 static double *grid[2]; /* step s reads grid[s % 2] and writes grid[(s + 1) % 2] */
-#define AT(g, i, j) ((g)[(size_t)(i)*stride + (size_t)(j)])
+#define AT(g, i, j) CL_STENCIL_AT(g, n, i, j)
 
 struct band {
     int lo, hi; /* this thread's rows: lo <= i < hi */
@@ -65,31 +63,10 @@ static struct band band_of(const struct cl_worker *w)
                          1 + (int)((int64_t)n * (t + 1) / threads)};
 }
 
-/* [snippet relax] */
-/* One step for rows lo..hi-1: each new cell is the mean of its four old
- * neighbours. Reads src, writes dst; the variants differ only in what keeps
- * src from changing while any thread still reads it. */
+/* One step of the stencil (lib/cl_stencil.c) for rows lo..hi-1 of this run's grid. */
 static void relax(const double *src, double *dst, int lo, int hi)
 {
-    for (int i = lo; i < hi; i++)
-        for (int j = 1; j <= n; j++)
-            AT(dst, i, j) = 0.25 * (AT(src, i - 1, j) + AT(src, i + 1, j) + AT(src, i, j - 1) +
-                                    AT(src, i, j + 1));
-}
-/* [end relax] */
-
-/* relax(), also returning the largest change of any cell (serial-action). */
-static double relax_change(const double *src, double *dst, int lo, int hi)
-{
-    double worst = 0;
-    for (int i = lo; i < hi; i++)
-        for (int j = 1; j <= n; j++) {
-            double v = 0.25 * (AT(src, i - 1, j) + AT(src, i + 1, j) + AT(src, i, j - 1) +
-                               AT(src, i, j + 1));
-            worst = fmax(worst, fabs(v - AT(src, i, j)));
-            AT(dst, i, j) = v;
-        }
-    return worst;
+    cl_stencil_relax(src, dst, n, lo, hi);
 }
 
 /* --- the three barriers ---------------------------------------------------- */
@@ -125,15 +102,6 @@ static struct {
     int parties;
 } spin;
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause(); /* tells the core it is a spin loop */
-#else
-    cl_compiler_barrier();
-#endif
-}
-
 static bool wait_spin(struct cl_worker *w)
 {
     bool mine = per[w->id].spin_sense = !per[w->id].spin_sense; /* this phase's sense */
@@ -147,7 +115,7 @@ static bool wait_spin(struct cl_worker *w)
         if (k % SPINS_BEFORE_YIELD == 0)
             sched_yield(); /* more threads than cores: let the late one run */
         else
-            cpu_relax();
+            cl_cpu_relax();
     return true;
 }
 /* [end wait-spin] */
@@ -311,7 +279,7 @@ static void stencil_serial_action(struct cl_worker *w)
 {
     struct band b = band_of(w);
     for (int64_t s = 0; s < steps; s++) {
-        per[w->id].change = relax_change(grid[s % 2], grid[(s + 1) % 2], b.lo, b.hi);
+        per[w->id].change = cl_stencil_relax_change(grid[s % 2], grid[(s + 1) % 2], n, b.lo, b.hi);
         if (!timed_wait(w, wait_condvar)) /* the action runs inside this wait */
             return;
         cl_tick(w);
@@ -321,10 +289,9 @@ static void stencil_serial_action(struct cl_worker *w)
 }
 /* [end serial-action] */
 
-/* How check() finds the result, per variant. */
-enum kind { SEQ, DOUBLE, IN_PLACE, BROKEN, SERIAL_ACTION };
-static const enum kind k_seq = SEQ, k_double = DOUBLE, k_in_place = IN_PLACE, k_broken = BROKEN,
-                       k_serial = SERIAL_ACTION;
+/* Which variant this is, for prepare and check; the first four can also time
+ * empty phases (--phase-work 0). */
+enum kind { SEQ, PTHREAD, CONDVAR, SPIN, NONE, IN_PLACE, BROKEN, IMBALANCED, SERIAL_ACTION };
 
 /* Default steps: the timed variants run about 0.5 s sequentially; the others
  * show their lesson in fewer, so a plain `barrier` stays within a few seconds. */
@@ -332,61 +299,61 @@ static const enum kind k_seq = SEQ, k_double = DOUBLE, k_in_place = IN_PLACE, k_
 #define STEPS_SHORT 100
 
 static const struct cl_variant variants[] = {
-    {"seq", CL_CORRECT, "one thread, the reference (--threads is ignored)", stencil_seq, 1,
-     STEPS_TIMED, 0, &k_seq},
-    {"pthread", CL_CORRECT, "pthread_barrier_t between phases, two buffers", stencil_pthread, 2,
-     STEPS_TIMED, 0, &k_double},
+    {"seq", CL_CORRECT, "one thread, the reference (--threads is ignored)", .kind = SEQ,
+     .worker = stencil_seq, .threads = 1, .iters = STEPS_TIMED},
+    {"pthread", CL_CORRECT, "pthread_barrier_t between phases, two buffers", .kind = PTHREAD,
+     .worker = stencil_pthread, .threads = 2, .iters = STEPS_TIMED},
     {"condvar", CL_CORRECT, "lib's barrier (mutex, condvar, generation count), two buffers",
-     stencil_condvar, 2, STEPS_TIMED, 0, &k_double},
-    {"spin", CL_CORRECT, "a sense-reversing spin barrier on C11 atomics, two buffers", stencil_spin,
-     2, STEPS_TIMED, 0, &k_double},
+     .kind = CONDVAR, .worker = stencil_condvar, .threads = 2, .iters = STEPS_TIMED},
+    {"spin", CL_CORRECT, "a sense-reversing spin barrier on C11 atomics, two buffers", .kind = SPIN,
+     .worker = stencil_spin, .threads = 2, .iters = STEPS_TIMED},
     {"none", CL_RACY | CL_WRONG, "no barrier: threads read neighbours from the wrong step",
-     stencil_none, 2, STEPS_SHORT, 0, &k_double},
+     .kind = NONE, .worker = stencil_none, .threads = 2, .iters = STEPS_SHORT},
     {"in-place", CL_RACY | CL_WRONG, "a barrier, but one buffer updated in place (the guides' bug)",
-     stencil_in_place, 2, STEPS_SHORT, 0, &k_in_place},
-    {"broken", CL_CORRECT, "the last thread fails mid-phase and aborts the barrier", stencil_broken,
-     2, STEPS_SHORT, 0, &k_broken},
+     .kind = IN_PLACE, .worker = stencil_in_place, .threads = 2, .iters = STEPS_SHORT},
+    {"broken", CL_CORRECT, "the last thread fails mid-phase and aborts the barrier", .kind = BROKEN,
+     .worker = stencil_broken, .threads = 2, .iters = STEPS_SHORT},
     {"imbalanced", CL_CORRECT, "band 0 does --imbalance times the work; the others idle",
-     stencil_imbalanced, 2, STEPS_SHORT, 0, &k_double},
+     .kind = IMBALANCED, .worker = stencil_imbalanced, .threads = 2, .iters = STEPS_SHORT},
     {"serial-action", CL_CORRECT, "the barrier's action checks convergence and stops at --eps",
-     stencil_serial_action, 2, STEPS_TIMED, 0, &k_serial},
+     .kind = SERIAL_ACTION, .worker = stencil_serial_action, .threads = 2, .iters = STEPS_TIMED},
 };
 
 static const struct cl_param params[] = {
-    {"size", "grid rows and columns (the border excluded)", 800, 1, 4096},
-    {"steps", "phases (time steps); 0, the default: the variant's own, 500 or 100", 0, 1, 10000000},
-    {"eps", "serial-action: stop once no cell changes by this many thousandths of a degree", 8000,
-     1, 100000000},
-    {"imbalance", "imbalanced: band 0's work, as a multiple of the others'", 4, 1, 100},
-    {"phase-work", "1: the stencil; 0: empty phases, to time the barrier alone", 1, 0, 1},
-    {"verify", "1: compare with a sequential run; 0: skip it, for timing only", 1, 0, 1},
+    [SIZE] = {"size", "grid rows and columns (the border excluded)", .def = 800, .min = 1,
+              .max = 4096},
+    [STEPS] = {"steps", "phases (time steps)", .min = 1, .max = 10000000,
+               .unset = "per variant: 500, or 100 for none, in-place, broken, imbalanced"},
+    [EPS] = {"eps",
+             "serial-action: stop once no cell changes by this many thousandths of a "
+             "degree",
+             .def = 8000, .min = 1, .max = 100000000},
+    [IMBALANCE] = {"imbalance", "imbalanced: band 0's work, as a multiple of the others'", .def = 4,
+                   .min = 1, .max = 100},
+    [PHASE_WORK] = {"phase-work", "1: the stencil; 0: empty phases, to time the barrier alone",
+                    .def = 1, .max = 1},
+    [VERIFY] = {"verify", "1: compare with a sequential run; 0: skip it, for timing only", .def = 1,
+                .max = 1},
 };
-
-static enum kind kind_of(const struct cl_run *run)
-{
-    return *(const enum kind *)run->variant->data;
-}
 
 static int prepare(struct cl_run *run, char *err, size_t errlen)
 {
-    const struct cl_opts *o = run->opts;
-    n = (int)o->param[SIZE];
-    stride = (size_t)n + 2;
-    steps = o->param[STEPS] != 0 ? o->param[STEPS] : (int64_t)run->variant->iters;
-    eps = (double)o->param[EPS] * 1e-3;
-    verify = o->param[VERIFY] != 0;
-    imbalance = (int)o->param[IMBALANCE];
-    phase_work = o->param[PHASE_WORK] != 0;
+    enum kind kind = run->variant->kind;
+    if (!cl_param_given(run, STEPS))
+        run->param[STEPS] = (long long)run->variant->iters;
+    n = (int)cl_param(run, SIZE);
+    steps = cl_param(run, STEPS);
+    eps = (double)cl_param(run, EPS) * 1e-3;
+    verify = cl_param(run, VERIFY) != 0;
+    imbalance = (int)cl_param(run, IMBALANCE);
+    phase_work = cl_param(run, PHASE_WORK) != 0;
     fail_at = steps / 2;
-    seed = o->seed;
-    if (o->iters != 0) {
+    seed = run->opts->seed;
+    if (run->opts->iters != 0) {
         snprintf(err, errlen, "barrier: --iters: not used here; the sizes are --size and --steps");
         return 1;
     }
-    const char *name = run->variant->name;
-    if (!phase_work &&
-        (o->variant == NULL || (strcmp(name, "seq") != 0 && strcmp(name, "pthread") != 0 &&
-                                strcmp(name, "condvar") != 0 && strcmp(name, "spin") != 0))) {
+    if (!phase_work && (run->opts->variant == NULL || kind > SPIN)) {
         snprintf(err, errlen,
                  "barrier: --phase-work 0: needs --variant seq, pthread, condvar or spin");
         return 1;
@@ -397,42 +364,23 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
                  run->threads, n, n, n);
         return 1;
     }
-    if (kind_of(run) == SEQ)
+    if (kind == SEQ)
         run->threads = 1;
     run->iters = (uint64_t)steps; /* progress, for the watchdog: phases done */
     return 0;
 }
-
 static int threads_for_action; /* converged()'s argument */
-
-/* The starting grid: the border (top edge hot), and inside a pseudo-random
- * temperature per cell from --seed, so every cell changes in every step and a
- * value read from the wrong step shows at once. */
-static double *new_grid(void)
-{
-    double *g = cl_xaligned_calloc(64, stride * stride, sizeof *g);
-    for (size_t j = 0; j < stride; j++)
-        g[j] = HOT;
-    uint64_t x = seed;
-    for (int i = 1; i <= n; i++)
-        for (int j = 1; j <= n; j++) {
-            uint64_t z = (x += 0x9e3779b97f4a7c15ull); /* splitmix64 */
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-            AT(g, i, j) = HOT * (double)((z ^ (z >> 31)) >> 11) * 0x1p-53;
-        }
-    return g;
-}
 
 static void setup(const struct cl_run *run)
 {
-    grid[0] = new_grid();
-    grid[1] = new_grid();
+    grid[0] = cl_stencil_new(n, seed);
+    grid[1] = cl_stencil_new(n, seed);
     per = cl_xaligned_calloc(64, (size_t)run->threads, sizeof *per);
     CL_PT(pthread_barrier_init(&pt_barrier, NULL, (unsigned)run->threads));
     threads_for_action = run->threads;
     CL_PT(cl_barrier_init(&lib_barrier, (unsigned)run->threads,
-                          kind_of(run) == SERIAL_ACTION ? converged : NULL, &threads_for_action));
+                          run->variant->kind == SERIAL_ACTION ? converged : NULL,
+                          &threads_for_action));
     atomic_store(&spin.left, run->threads);
     atomic_store(&spin.sense, false);
     spin.parties = run->threads;
@@ -443,12 +391,12 @@ static void setup(const struct cl_run *run)
 /* The sequential reference: `steps` steps, or (until) the convergence check. */
 static double *reference(bool until_converged, int64_t *done)
 {
-    double *g[2] = {new_grid(), new_grid()};
+    double *g[2] = {cl_stencil_new(n, seed), cl_stencil_new(n, seed)};
     int64_t s = 0;
     bool settled = false;
     for (; s < steps && !settled; s++) {
         if (until_converged)
-            settled = relax_change(g[s % 2], g[(s + 1) % 2], 1, n + 1) < eps;
+            settled = cl_stencil_relax_change(g[s % 2], g[(s + 1) % 2], n, 1, n + 1) < eps;
         else
             relax(g[s % 2], g[(s + 1) % 2], 1, n + 1); /* the same values, vectorised */
     }
@@ -527,7 +475,7 @@ static void check_broken(const struct cl_run *run, struct cl_result *res)
 
 static void check(const struct cl_run *run, struct cl_result *res)
 {
-    enum kind kind = kind_of(run);
+    enum kind kind = run->variant->kind;
     uint64_t cells = (uint64_t)n * (uint64_t)n;
     res->ops = phase_work ? cells * (uint64_t)steps : (uint64_t)steps;
     if (!phase_work) {
@@ -576,16 +524,21 @@ static void check(const struct cl_run *run, struct cl_result *res)
         uint64_t idle = 0;
         for (int t = 0; t < run->threads; t++)
             idle += per[t].idle_ns;
-        if (strcmp(run->variant->name, "none") != 0) {
+        if (kind != NONE) {
             double pct = 100.0 * (double)idle / 1e9 / (run->wall_s * run->threads);
             cl_metric_real(res, "idle_pct", pct);
-            if (strcmp(run->variant->name, "imbalanced") == 0) {
+            if (kind == IMBALANCED) {
                 char verdict[256];
                 snprintf(verdict, sizeof verdict, "%s", res->verdict);
                 cl_verdict(res, "threads idle %.0f%% of the time at the barrier; %s", pct, verdict);
             }
         }
     }
+}
+
+static void teardown(const struct cl_run *run)
+{
+    (void)run;
     free(grid[0]);
     free(grid[1]);
     free(per);
@@ -595,6 +548,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
 
 static const struct cl_chapter barrier = {
     .name = "barrier",
+    .summary = "barriers: a stencil computed in phases",
     .look_for = "every correct variant must equal the sequential grid bit for bit; watch "
                 "none and in-place differ, broken end cleanly, and the idle time at the barrier",
     .variants = variants,
@@ -606,6 +560,7 @@ static const struct cl_chapter barrier = {
     .prepare = prepare,
     .setup = setup,
     .check = check,
+    .teardown = teardown,
 };
 
 int main(int argc, char **argv)

@@ -126,9 +126,7 @@ static uint64_t thread_cpu_ns(void)
 static void wait_phase_end(struct cl_worker *w)
 {
     cl_status(w, "waits for the others to finish the phase");
-    int rc = pthread_barrier_wait(&phase_end);
-    if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD)
-        cl_die(__FILE__, __LINE__, "pthread_barrier_wait", rc);
+    cl_pthread_barrier_wait(&phase_end);
     cl_status(w, NULL);
 }
 
@@ -248,8 +246,6 @@ static void convoy(struct cl_worker *w)
 
 /* How check() judges each variant. */
 enum kind { CPU_THREADS, RELEASE_IN_NATIVE, IO_THREADS, CONVOY };
-static const enum kind k_cpu = CPU_THREADS, k_native = RELEASE_IN_NATIVE, k_io = IO_THREADS,
-                       k_convoy = CONVOY;
 
 /* Slices per thread per phase: 20,000 x 10,000 terms, about 0.2 s of CPU. */
 #define CPU_SHARE 20000
@@ -257,42 +253,43 @@ static const enum kind k_cpu = CPU_THREADS, k_native = RELEASE_IN_NATIVE, k_io =
 static const struct cl_variant variants[] = {
     {"cpu-threads", CL_CORRECT,
      "CPU work on N threads, without and with the GIL, against one thread doing it all",
-     cpu_threads, 2, 3ull * CPU_SHARE, 3000000, &k_cpu},
-    {"io-threads", CL_CORRECT, "N threads blocking in I/O under the GIL: they overlap", io_threads,
-     100, 1, 100, &k_io},
+     .kind = CPU_THREADS, .worker = cpu_threads, .threads = 2, .iters = 3ull * CPU_SHARE,
+     .max_iters = 3000000},
+    {"io-threads", CL_CORRECT, "N threads blocking in I/O under the GIL: they overlap",
+     .kind = IO_THREADS, .worker = io_threads, .threads = 100, .iters = 1, .max_iters = 100},
     {"convoy", CL_CORRECT,
      "an I/O thread's response time, alone and against a CPU-bound thread (--iters: responses)",
-     convoy, 2, 100, MAX_RESPONSES, &k_convoy},
+     .kind = CONVOY, .worker = convoy, .threads = 2, .iters = 100, .max_iters = MAX_RESPONSES},
     {"release-in-native", CL_CORRECT,
      "CPU work in a native kernel that releases the GIL, like numpy: parallel again",
-     release_in_native, 2, 2ull * CPU_SHARE, 2000000, &k_native},
+     .kind = RELEASE_IN_NATIVE, .worker = release_in_native, .threads = 2,
+     .iters = 2ull * CPU_SHARE, .max_iters = 2000000},
 };
 
 static const struct cl_param params[] = {
-    {"switch-interval-ms", "the GIL's switch interval (sys.setswitchinterval), in ms", 5, 1, 100},
-    {"slice-terms", "CPU work between two GIL checks: sum-of-squares terms (~1 ns each)", 10000,
-     100, 10000000},
-    {"io-us", "one blocking call, in µs; 0, the default: the variant's own (100,000 or 500)", 0, 1,
-     1000000},
-    {"respond-terms", "convoy: the work of handling one I/O, in sum-of-squares terms", 10000, 1,
-     10000000},
+    [SWITCH_INTERVAL_MS] = {"switch-interval-ms",
+                            "the GIL's switch interval (sys.setswitchinterval), in ms", .def = 5,
+                            .min = 1, .max = 100},
+    [SLICE_TERMS] = {"slice-terms",
+                     "CPU work between two GIL checks: sum-of-squares terms (~1 ns each)",
+                     .def = 10000, .min = 100, .max = 10000000},
+    [IO_US] = {"io-us", "one blocking call, in µs", .min = 1, .max = 1000000,
+               .unset = "per variant: 100,000 for io-threads, 500 for convoy"},
+    [RESPOND_TERMS] = {"respond-terms",
+                       "convoy: the work of handling one I/O, in sum-of-squares "
+                       "terms",
+                       .def = 10000, .min = 1, .max = 10000000},
 };
-
-static enum kind kind_of(const struct cl_run *run)
-{
-    return *(const enum kind *)run->variant->data;
-}
 
 static int prepare(struct cl_run *run, char *err, size_t errlen)
 {
     const struct cl_opts *o = run->opts;
-    enum kind kind = kind_of(run);
-    slice_terms = (uint64_t)o->param[SLICE_TERMS];
-    respond_terms = (uint64_t)o->param[RESPOND_TERMS];
-    uint64_t io_us = o->param[IO_US] != 0 ? (uint64_t)o->param[IO_US]
-                     : kind == IO_THREADS ? IO_US_THREADS
-                                          : IO_US_CONVOY;
-    io_ns = io_us * 1000;
+    enum kind kind = run->variant->kind;
+    if (!cl_param_given(run, IO_US))
+        run->param[IO_US] = kind == IO_THREADS ? IO_US_THREADS : IO_US_CONVOY;
+    slice_terms = (uint64_t)cl_param(run, SLICE_TERMS);
+    respond_terms = (uint64_t)cl_param(run, RESPOND_TERMS);
+    io_ns = (uint64_t)cl_param(run, IO_US) * 1000;
     int nphases = kind == CPU_THREADS ? 3 : kind == RELEASE_IN_NATIVE ? 2 : 1;
     if (run->iters < (uint64_t)nphases) {
         snprintf(err, errlen, "gil: --iters: %s needs at least %d, a slice per phase",
@@ -311,7 +308,7 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
 
 static void setup(const struct cl_run *run)
 {
-    CL_PT(cl_gil_init(&gil, (uint64_t)run->opts->param[SWITCH_INTERVAL_MS] * 1000000));
+    CL_PT(cl_gil_init(&gil, (uint64_t)cl_param(run, SWITCH_INTERVAL_MS) * 1000000));
     per = cl_xaligned_calloc(_Alignof(struct per_thread), (size_t)run->threads, sizeof *per);
     for (int i = 0; i < run->threads; i++)
         per[i].g = (struct cl_gil_thread){.id = i, .trace = run->workers[i].trace};
@@ -321,7 +318,7 @@ static void setup(const struct cl_run *run)
     atomic_store(&hog_stop, false);
     for (int p = 0; p < 2; p++) {
         latency_ns[p] =
-            kind_of(run) == CONVOY ? cl_xcalloc(run->iters, sizeof *latency_ns[p]) : NULL;
+            run->variant->kind == CONVOY ? cl_xcalloc(run->iters, sizeof *latency_ns[p]) : NULL;
         phase_ns[p] = 0;
     }
 }
@@ -464,7 +461,7 @@ static void check_convoy(const struct cl_run *run, struct cl_result *res)
     cl_verdict(res,
                "switch interval %lld ms: with a CPU-bound thread each I/O waits %.2f ms for "
                "the GIL (p50; p99 %.2f), alone %.2f ms; %s -> %s responses/s (%.1fx fewer)%s",
-               run->opts->param[SWITCH_INTERVAL_MS], p50[1] / 1e3, p99[1] / 1e3, p50[0] / 1e3, a, b,
+               cl_param(run, SWITCH_INTERVAL_MS), p50[1] / 1e3, p99[1] / 1e3, p50[0] / 1e3, a, b,
                per_s[0] / per_s[1], res->exact ? "" : "; WRONG sums");
 }
 
@@ -487,7 +484,7 @@ static void check_io(const struct cl_run *run, struct cl_result *res)
 
 static void check(const struct cl_run *run, struct cl_result *res)
 {
-    switch (kind_of(run)) {
+    switch ((enum kind)run->variant->kind) {
     case CPU_THREADS:
         check_cpu(run, res, false);
         break;
@@ -501,6 +498,11 @@ static void check(const struct cl_run *run, struct cl_result *res)
         check_convoy(run, res);
         break;
     }
+}
+
+static void teardown(const struct cl_run *run)
+{
+    (void)run;
     free(per);
     free(timings);
     for (int p = 0; p < 2; p++)
@@ -511,6 +513,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
 
 static const struct cl_chapter gil_chapter = {
     .name = "gil",
+    .summary = "the GIL: one thread at a time, simulated beside CPython",
     .look_for = "CPU-bound threads under the GIL run one at a time (parallelism about 1) "
                 "while plain C threads share the cores; I/O and native kernels let it go",
     .variants = variants,
@@ -527,6 +530,7 @@ static const struct cl_chapter gil_chapter = {
     .setup = setup,
     .check = check,
     .report = report,
+    .teardown = teardown,
 };
 
 int main(int argc, char **argv)

@@ -14,6 +14,9 @@
 
 enum { WINDOW_US }; /* index of the chapter's own flag */
 
+/* Where each variant's result is: which counter to read, or the bank account. */
+enum kind { RACY_COUNT, LOCKED_COUNT, ATOMIC_COUNT, SHARDED_COUNT, PACKED_COUNT, BANK };
+
 /* [snippet state] */
 /* volatile makes every access a real load or store, as in unoptimised code, so
  * the race shows up at -O2. It does not make them atomic or ordered. */
@@ -58,7 +61,7 @@ static void inc_split_atomic(struct cl_worker *w)
 /* [snippet window] */
 static void inc_window(struct cl_worker *w)
 {
-    uint64_t window_ns = (uint64_t)w->run->opts->param[WINDOW_US] * 1000;
+    uint64_t window_ns = (uint64_t)cl_param(w->run, WINDOW_US) * 1000;
     for (uint64_t i = 0; i < w->iters; i++) {
         uint64_t seen = racy_counter; /* read */
         uint64_t t = cl_span_begin(w);
@@ -177,56 +180,53 @@ static void withdraw_locked(struct cl_worker *w)
 }
 /* [end check-then-act-locked] */
 
-static uint64_t read_racy(int threads)
+/* The final count of a counting variant, after the joins. */
+static uint64_t final_count(const struct cl_run *run)
 {
-    (void)threads;
-    return racy_counter;
+    switch (run->variant->kind) {
+    case RACY_COUNT:
+        return racy_counter;
+    case LOCKED_COUNT:
+        return counter;
+    case ATOMIC_COUNT:
+        return atomic_load(&atomic_counter);
+    case SHARDED_COUNT:
+        return read_sharded(run->threads);
+    default:
+        return read_packed(run->threads);
+    }
 }
-
-static uint64_t read_locked(int threads)
-{
-    (void)threads;
-    return counter;
-}
-
-static uint64_t read_atomic(int threads)
-{
-    (void)threads;
-    return atomic_load(&atomic_counter);
-}
-
-/* How each variant's final count is read; NULL for the bank account. */
-struct counting {
-    uint64_t (*read)(int threads);
-};
-static const struct counting racy = {read_racy}, locked = {read_locked}, atomic = {read_atomic},
-                             sharded = {read_sharded}, false_shared = {read_packed}, bank = {NULL};
 
 #define N 1000000 /* default increments per thread: the whole run takes well under 1 s */
 
 static const struct cl_variant variants[] = {
-    {"none", CL_RACY, "counter++ from every thread, no synchronisation", inc_none, 2, N, 0, &racy},
+    {"none", CL_RACY, "counter++ from every thread, no synchronisation", .kind = RACY_COUNT,
+     .worker = inc_none, .threads = 2, .iters = N},
     {"split-atomic", CL_WRONG, "atomic load, then atomic store: no data race, still lost",
-     inc_split_atomic, 2, N, 0, &atomic},
-    {"window", CL_RACY, "read, sleep --window-us, write: the guides' lost update", inc_window, 10,
-     100, 1000, &racy},
-    {"mutex", CL_CORRECT, "a pthread mutex around the increment", inc_mutex, 2, N, 0, &locked},
-    {"spinlock", CL_CORRECT, "a pthread spinlock around the increment", inc_spinlock, 2, N, 0,
-     &locked},
-    {"atomic", CL_CORRECT, "atomic fetch-and-add", inc_atomic, 2, N, 0, &atomic},
+     .kind = ATOMIC_COUNT, .worker = inc_split_atomic, .threads = 2, .iters = N},
+    {"window", CL_RACY, "read, sleep --window-us, write: the guides' lost update",
+     .kind = RACY_COUNT, .worker = inc_window, .threads = 10, .iters = 100, .max_iters = 1000},
+    {"mutex", CL_CORRECT, "a pthread mutex around the increment", .kind = LOCKED_COUNT,
+     .worker = inc_mutex, .threads = 2, .iters = N},
+    {"spinlock", CL_CORRECT, "a pthread spinlock around the increment", .kind = LOCKED_COUNT,
+     .worker = inc_spinlock, .threads = 2, .iters = N},
+    {"atomic", CL_CORRECT, "atomic fetch-and-add", .kind = ATOMIC_COUNT, .worker = inc_atomic,
+     .threads = 2, .iters = N},
     {"sharded", CL_CORRECT, "a counter per thread on its own cache line, summed at the end",
-     inc_sharded, 2, N, 0, &sharded},
+     .kind = SHARDED_COUNT, .worker = inc_sharded, .threads = 2, .iters = N},
     {"false-sharing", CL_CORRECT, "a counter per thread, all packed into one cache line",
-     inc_false_sharing, 2, N, 0, &false_shared},
-    {"check-then-act", CL_RACY, "if (balance >= 1) balance -= 1, unlocked: overdraws",
-     withdraw_unlocked, 2, N, 0, &bank},
-    {"check-then-act-locked", CL_CORRECT, "the same check and act under one mutex", withdraw_locked,
-     2, N, 0, &bank},
+     .kind = PACKED_COUNT, .worker = inc_false_sharing, .threads = 2, .iters = N},
+    {"check-then-act", CL_RACY, "if (balance >= 1) balance -= 1, unlocked: overdraws", .kind = BANK,
+     .worker = withdraw_unlocked, .threads = 2, .iters = N},
+    {"check-then-act-locked", CL_CORRECT, "the same check and act under one mutex", .kind = BANK,
+     .worker = withdraw_locked, .threads = 2, .iters = N},
 };
 
 static const struct cl_param params[] = {
-    {"window-us", "the window variant's sleep between read and write, in microseconds", 100, 1,
-     100000},
+    [WINDOW_US] = {"window-us",
+                   "the window variant's sleep between read and write, in "
+                   "microseconds",
+                   .def = 100, .min = 1, .max = 100000},
 };
 
 /* The account starts with half of what all threads together try to withdraw. */
@@ -273,12 +273,11 @@ static void check_bank(const struct cl_run *run, struct cl_result *res)
 
 static void check(const struct cl_run *run, struct cl_result *res)
 {
-    const struct counting *how = run->variant->data;
-    if (how->read == NULL)
+    if (run->variant->kind == BANK)
         check_bank(run, res);
     else {
         uint64_t expected = (uint64_t)run->threads * run->iters;
-        uint64_t final = how->read(run->threads);
+        uint64_t final = final_count(run);
         uint64_t lost = expected > final ? expected - final : 0;
         double pct = 100.0 * (double)lost / (double)expected;
         char a[32], b[32];
@@ -294,6 +293,11 @@ static void check(const struct cl_run *run, struct cl_result *res)
             cl_verdict(res, "lost %s of %s increments (%.1f%%)", cl_fmt_count(lost, a),
                        cl_fmt_count(expected, b), pct);
     }
+}
+
+static void teardown(const struct cl_run *run)
+{
+    (void)run;
     free(shards);
     free(packed);
     free(paid_out);
@@ -302,6 +306,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
 
 static const struct cl_chapter race = {
     .name = "race",
+    .summary = "race conditions: lost updates, and the ways to stop losing them",
     .look_for = "threads x iters increments should give exactly threads x iters; watch "
                 "which variants lose updates, and what the exact ones cost per operation",
     .variants = variants,
@@ -312,6 +317,7 @@ static const struct cl_chapter race = {
     .pin_threads = true, /* so the racing threads really overlap */
     .setup = setup,
     .check = check,
+    .teardown = teardown,
 };
 
 int main(int argc, char **argv)

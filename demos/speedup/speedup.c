@@ -26,9 +26,9 @@
 
 #include "conclab.h"
 
-/* the flags */
 enum { WORK, TASKS, WORKERS, SIZE, LATENCY_MS, CPU_FRACTION, CPUS, SWITCH_INTERVAL_MS };
-enum { CPU, IO_SLEEP, IO_REAL, MIXED }; /* --work */
+enum { CPU, IO_SLEEP, IO_REAL, MIXED };       /* --work */
+enum kind { SEQ, THREADS, POOL, PROCS, GIL }; /* the executors */
 
 #define CPU_TASK_SIZE  50000000ull /* default --size: about 50 ms of CPU a task */
 #define IO_TASKS       100         /* default --tasks for the I/O kinds */
@@ -170,24 +170,17 @@ static void run_procs(struct cl_worker *w) /* W forked workers; results come bac
     int pipe_fd[2];
     CL_SYS(pipe(pipe_fd));
     for (int p = 0; p < nworkers; p++)
-        if ((children[p] = fork()) == 0)
+        if ((children[p] = cl_child_fork()) == 0)
             child(p, pipe_fd[1]);
-        else if (children[p] == -1) {
-            fprintf(stderr, "speedup: --workers: could fork only %d of %d processes (%s)\n", p,
-                    nworkers, strerror(errno));
-            _exit(CL_EXIT_USAGE); /* the forked ones get SIGPIPE when they write */
-        }
+        else if (children[p] == -1) /* kills and reaps the ones forked, then exit 4 */
+            cl_refuse(w->run, "fork", errno, "forked %d of %d processes", p, nworkers);
     CL_SYS(close(pipe_fd[1])); /* end of file once the last child has exited */
     struct task_done d;
-    ssize_t n;
-    while ((n = read(pipe_fd[0], &d, sizeof d)) == (ssize_t)sizeof d || (n == -1 && errno == EINTR))
-        if (n > 0)
-            finish(w, d.task, d.value);
+    while (CL_RETRY(read(pipe_fd[0], &d, sizeof d)) == (long)sizeof d)
+        finish(w, d.task, d.value);
     CL_SYS(close(pipe_fd[0]));
     for (int p = 0; p < nworkers; p++) {
-        int status;
-        while (waitpid(children[p], &status, 0) == -1)
-            CL_SYS(errno == EINTR ? 0 : -1);
+        int status = cl_child_wait(children[p]);
         children_failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
     }
 }
@@ -224,39 +217,40 @@ static void run_gil(struct cl_worker *w) /* threads, but only the GIL's holder r
 /* ------------------------------------------------------------ the chapter */
 
 static const struct cl_variant variants[] = {
-    {"seq", CL_CORRECT, "one thread runs every task in turn: the baseline", run_seq, 1, 0, 0, NULL},
+    {"seq", CL_CORRECT, "one thread runs every task in turn: the baseline", .kind = SEQ,
+     .worker = run_seq, .threads = 1},
     {"threads", CL_CORRECT, "W threads (default: one per task), each with every W-th task",
-     run_threads, 0, 0, 0, NULL},
+     .kind = THREADS, .worker = run_threads},
     {"pool", CL_CORRECT,
-     "W long-lived workers (default: min(32, CPUs + 4)) take tasks from one queue", run_pool, 0, 0,
-     0, NULL},
-    {"procs", CL_CORRECT, "W forked processes, results back through a pipe", run_procs, 1, 0, 0,
-     NULL},
+     "W long-lived workers (default: min(32, CPUs + 4)) take tasks from one queue", .kind = POOL,
+     .worker = run_pool},
+    {"procs", CL_CORRECT, "W forked processes, results back through a pipe", .kind = PROCS,
+     .worker = run_procs, .threads = 1},
     {"gil", CL_CORRECT, "W threads that must hold a simulated GIL to compute (CPython's rule)",
-     run_gil, 0, 0, 0, NULL},
+     .kind = GIL, .worker = run_gil},
 };
 
-/* Defaults outside the allowed range mean "chosen from --work". */
-static const struct cl_param params[] = {
-    {"work", "what each task does", CPU, CPU, MIXED},
-    {"tasks", "tasks in all (default: 2 per CPU for cpu, 100 for the others)", 0, 1, 1000000},
-    {"workers",
-     "threads or processes that share the tasks (default: one per task; pool: min(32, CPUs + 4); "
-     "seq: 1)",
-     0, 1, 100000},
-    {"size", "cpu: numbers summed per task", CPU_TASK_SIZE, 1, 1000000000},
-    {"latency-ms", "io-sleep, io-real, mixed: each task's I/O time", LATENCY_MS_DEF, 0, 5000},
-    {"cpu-fraction", "mixed: the serial CPU part's share of seq's time", 25, 0, 95},
-    {"cpus", "run on this many CPUs only (sched_setaffinity; default: all)", 0, 1, CPU_SETSIZE},
-    {"switch-interval-ms", "gil: the GIL's switch interval (sys.setswitchinterval; CPython: 5)", 5,
-     1, 100},
-};
 static const char *const work_names[] = {"cpu", "io-sleep", "io-real", "mixed", NULL};
-static const char *const *const param_choices[] = {work_names, NULL, NULL, NULL,
-                                                   NULL,       NULL, NULL, NULL};
-static const int param_decimals[] = {0, 0, 0, 0, 0, 2, 0, 0}; /* --cpu-fraction 0.25 */
 
-static struct cl_opts effective; /* the flags with the defaults filled in */
+static const struct cl_param params[] = {
+    [WORK] = {"work", "what each task does", .def = CPU, .choices = work_names},
+    [TASKS] = {"tasks", "tasks in all", .min = 1, .max = 1000000,
+               .unset = "2 per CPU for cpu, 100 for the others"},
+    [WORKERS] = {"workers", "threads or processes that share the tasks", .min = 1, .max = 100000,
+                 .unset = "one per task; pool: min(32, CPUs + 4); seq: 1"},
+    [SIZE] = {"size", "cpu: numbers summed per task", .def = CPU_TASK_SIZE, .min = 1,
+              .max = 1000000000},
+    [LATENCY_MS] = {"latency-ms", "io-sleep, io-real, mixed: each task's I/O time",
+                    .def = LATENCY_MS_DEF, .max = 5000},
+    [CPU_FRACTION] = {"cpu-fraction", "mixed: the serial CPU part's share of seq's time", .def = 25,
+                      .max = 95, .decimals = 2},
+    [CPUS] = {"cpus", "run on this many CPUs only (sched_setaffinity)", .min = 1,
+              .max = CPU_SETSIZE, .unset = "all"},
+    [SWITCH_INTERVAL_MS] = {"switch-interval-ms",
+                            "gil: the GIL's switch interval (sys.setswitchinterval; CPython: 5)",
+                            .def = 5, .min = 1, .max = 100},
+};
+
 /* CPU time and context switches are counted from setup to check, so the wall
  * time they are set against (run_s) includes starting and joining the workers,
  * unlike wall_s, which starts when the last worker has started. */
@@ -292,23 +286,22 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
                  o->threads != 0 ? "threads" : "iters");
         return 1;
     }
-    effective = *o;
-    long long *p = effective.param;
-    bool seq = run->variant->worker == run_seq;
-    if (p[TASKS] == 0)
+    long long *p = run->param;
+    enum kind kind = run->variant->kind;
+    if (!cl_param_given(run, TASKS))
         p[TASKS] = p[WORK] == CPU ? 2 * sysconf(_SC_NPROCESSORS_ONLN) : IO_TASKS;
-    if (seq)
+    if (kind == SEQ)
         p[WORKERS] = 1;
-    else if (p[WORKERS] == 0 && run->variant->worker == run_pool) /* Python's ThreadPoolExecutor */
+    else if (!cl_param_given(run, WORKERS) && kind == POOL) /* Python's ThreadPoolExecutor */
         p[WORKERS] = MIN(32, sysconf(_SC_NPROCESSORS_ONLN) + 4);
-    else if (p[WORKERS] == 0)
+    else if (!cl_param_given(run, WORKERS))
         p[WORKERS] = p[TASKS]; /* one per task */
-    if (run->variant->worker == run_procs && p[WORKERS] > MAX_PROCS) {
+    if (kind == PROCS && p[WORKERS] > MAX_PROCS) {
         snprintf(err, errlen, "speedup: --workers: procs forks at most %d processes (got %lld)",
                  MAX_PROCS, p[WORKERS]);
         return 1;
     }
-    if (p[CPUS] > 0 && restrict_cpus(p[CPUS], err, errlen) != 0)
+    if (cl_param_given(run, CPUS) && restrict_cpus(p[CPUS], err, errlen) != 0)
         return 1;
     work = (int)p[WORK];
     ntasks = (uint64_t)p[TASKS];
@@ -316,7 +309,7 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
     task_size = (uint64_t)p[SIZE];
     latency_ns = (uint64_t)p[LATENCY_MS] * 1000000;
     /* seq's time is serial + tasks x latency; the serial part is F of it */
-    double f = cl_param_real(run->chapter, CPU_FRACTION, p[CPU_FRACTION]);
+    double f = cl_param_real(run, CPU_FRACTION);
     serial_ns = (uint64_t)(f / (1 - f) * (double)ntasks * (double)latency_ns);
     /* one thread per task means thousands of threads: 1 MiB stacks instead of
      * 8 (the tasks need little). Smaller defaults made TSan's pthread_create
@@ -333,9 +326,8 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
             return 1;
         }
     }
-    run->opts = &effective;
     /* seq and procs run in one thread of this process; the others in W */
-    run->threads = seq || run->variant->worker == run_procs ? 1 : nworkers;
+    run->threads = kind == SEQ || kind == PROCS ? 1 : nworkers;
     run->iters = (ntasks + (uint64_t)run->threads - 1) / (uint64_t)run->threads; /* per thread */
     return 0;
 }
@@ -344,19 +336,20 @@ static void setup(const struct cl_run *run)
 {
     results = cl_xcalloc(ntasks, sizeof *results);
     runs = cl_xcalloc(ntasks, sizeof *runs);
-    if (run->variant->worker == run_pool) { /* submit every task, then close: no more */
+    enum kind kind = run->variant->kind;
+    if (kind == POOL) { /* submit every task, then close: no more */
         CL_PT(cl_queue_init(&pool_tasks, ntasks));
         for (uint64_t i = 0; i < ntasks; i++)
             cl_queue_put(&pool_tasks, (void *)(uintptr_t)i); /* NOLINT(performance-no-int-to-ptr) */
         cl_queue_close(&pool_tasks);
     }
-    if (run->variant->worker == run_gil) {
-        CL_PT(cl_gil_init(&gil, (uint64_t)effective.param[SWITCH_INTERVAL_MS] * 1000000));
+    if (kind == GIL) {
+        CL_PT(cl_gil_init(&gil, (uint64_t)cl_param(run, SWITCH_INTERVAL_MS) * 1000000));
         gil_threads = cl_xcalloc((size_t)nworkers, sizeof *gil_threads);
         for (int i = 0; i < nworkers; i++)
             gil_threads[i].id = i;
     }
-    if (run->variant->worker == run_procs) {
+    if (kind == PROCS) {
         children = cl_xcalloc((size_t)nworkers, sizeof *children);
         children_failed = 0;
     }
@@ -404,7 +397,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
     cl_metric_real(res, "parallelism", parallelism);
     cl_metric_int(res, "voluntary_cs", vcsw);
     cl_metric_int(res, "involuntary_cs", ivcsw);
-    if (run->variant->worker == run_gil) {
+    if (run->variant->kind == GIL) {
         uint64_t forced = 0;
         for (int i = 0; i < nworkers; i++)
             forced += gil_threads[i].forced_drops;
@@ -416,7 +409,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
                        (double)serial_spent_ns /
                            ((double)serial_spent_ns + (double)ntasks * (double)latency_ns));
     char speedup_text[64] = "";
-    if (run->variant->worker == run_seq)
+    if (run->variant->kind == SEQ)
         *seq_run_s = run_s;
     else if (!isnan(*seq_run_s)) { /* seq ran before us in this invocation, same flags */
         cl_metric_real(res, "speedup", *seq_run_s / run_s);
@@ -438,10 +431,13 @@ static void check(const struct cl_run *run, struct cl_result *res)
         cl_verdict(res, "WRONG: %s of %s tasks missing, repeated or wrong%s",
                    cl_fmt_count(wrong, a), cl_fmt_count(ntasks, (char[32]){0}),
                    children_failed ? " (a child failed)" : "");
+}
 
-    if (run->variant->worker == run_pool)
+static void teardown(const struct cl_run *run)
+{
+    if (run->variant->kind == POOL)
         cl_queue_destroy(&pool_tasks);
-    if (run->variant->worker == run_gil) {
+    if (run->variant->kind == GIL) {
         cl_gil_destroy(&gil);
         free(gil_threads);
     }
@@ -457,6 +453,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
 
 static const struct cl_chapter speedup_chapter = {
     .name = "speedup",
+    .summary = "speedup: CPU-bound against I/O-bound work on every executor",
     .look_for = "the same checked tasks on each executor: compare wall time, CPU time and "
                 "their ratio (parallelism) for CPU-bound and I/O-bound work",
     .variants = variants,
@@ -464,11 +461,12 @@ static const struct cl_chapter speedup_chapter = {
     .params = params,
     .nparams = sizeof params / sizeof params[0],
     .timeout_s = 10,
-    .param_choices = param_choices,
-    .param_decimals = param_decimals, /* no pin_threads: the scheduler places the threads */
+    .max_threads = 100000, /* one thread per task, up to --workers' maximum */
+    /* no pin_threads: the scheduler places the threads */
     .prepare = prepare,
     .setup = setup,
     .check = check,
+    .teardown = teardown,
 };
 
 int main(int argc, char **argv)

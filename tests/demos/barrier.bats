@@ -74,7 +74,7 @@ small() { echo --size 48 --steps 20; }
     run "$BARRIER" --variant seq --threads 4 --size 40 --json
     assert_success
     [ "$(json_field .threads "$output")" -eq 1 ]
-    [ "$(json_field .params.steps "$output")" -eq 0 ] # 0: the variant's own
+    [ "$(json_field .params.steps "$output")" -eq 500 ] # not given: the variant's own
     [ "$(json_field .params.iters "$output")" -eq 500 ]
 }
 
@@ -282,4 +282,14 @@ TABLE
     [ "$status" -eq 130 ]
     [ $((($(date +%s%N) - t0) / 1000000)) -lt 3000 ] # the contract says 1 s; margin for load
     grep -q "condvar: interrupted after .* of 200,000 operations" "$BATS_TEST_TMPDIR/out"
+}
+
+@test "Ctrl-C in every phase (setup, run, check, report, teardown): exit 130" {
+    sigint_every_phase "$BARRIER" --variant seq --size 40 --steps 10
+    sigint_every_phase "$BARRIER" --variant pthread --size 40 --steps 10
+    sigint_every_phase "$BARRIER" --variant spin --size 40 --steps 10
+    sigint_every_phase "$BARRIER" --variant broken --size 40 --steps 10
+    sigint_every_phase "$BARRIER" --variant imbalanced --size 40 --steps 10
+    sigint_every_phase "$BARRIER" --variant serial-action --size 40 --steps 10
+    sigint_every_phase "$BARRIER" --variant condvar --phase-work 0 --steps 10
 }

@@ -76,3 +76,17 @@ bad_input() {
         [ -z "$output" ] || fail "'$args' printed on stdout: $output"
     done
 }
+
+# sigint_every_phase DEMO ARGS...: lib raises SIGINT at the start of each phase
+# (CONCLAB_TEST_SIGINT_AT, its test hook); every run must end with exit 130 and the
+# partial result, naming the phase outside the run phase.
+sigint_every_phase() {
+    local exe=$1 phase
+    shift
+    for phase in setup run check report teardown; do
+        run --separate-stderr env CONCLAB_TEST_SIGINT_AT="$phase" "$exe" "$@"
+        [ "$status" -eq 130 ] || fail "$* at $phase: exit $status: $output $stderr"
+        [[ "$output" == *"interrupted after "*" operations"* ]] || fail "$* at $phase: $output"
+        [ "$phase" = run ] || [[ "$output" == *"(in $phase)" ]] || fail "$* at $phase: $output"
+    done
+}

@@ -149,6 +149,18 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
         fail "$(cat "$BATS_TEST_TMPDIR/out")"
 }
 
+@test "Ctrl-C in every phase (setup, run, check, report, teardown): exit 130" {
+    sigint_every_phase "$DL" --variant ordered --iters 50
+    sigint_every_phase "$DL" --variant trylock-livelock --duration 100
+    sigint_every_phase "$DL" --variant timed --iters 50
+    sigint_every_phase "$DL" --variant philosophers-ordered --duration 100
+    sigint_every_phase "$DL" --variant philosophers-waiter --duration 100
+    sigint_every_phase "$DL" --variant errorcheck
+    sigint_every_phase "$DL" --variant recursive --iters 1000
+    sigint_every_phase "$DL" --variant lockdep --iters 100
+    sigint_every_phase "$DL" --variant global-lock --iters 1000
+}
+
 # --- the cures: complete, with their invariants -----------------------------------
 
 @test "the bank cures conserve money, at 2 and 16 accounts and 4 threads" {
@@ -266,9 +278,12 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
     run --separate-stderr "$DL" --json --timeout 0.5 --duration 100 --iters 100
     assert_success
     [ "${#lines[@]}" -eq 11 ] # 15 variants, 4 of them hang
+    # --hold-us, not given, is resolved per variant: 100 for the two-lock pattern
+    # and the philosophers, 0 for the others
     for line in "${lines[@]}"; do
         jq -e '(.chapter == "deadlock") and (.params.accounts == 2) and
-               (.params.philosophers == 5) and (.params.hold_us == -1) and
+               (.params.philosophers == 5) and
+               (.params.hold_us == (if .variant | test("^(ordered|trylock|trylock-livelock|timed|philosophers-.*)$") then 100 else 0 end)) and
                (.params.duration == 100) and (.exact == true) and (.exit == 0)' \
             <<<"$line" >/dev/null || fail "bad JSON line: $line"
     done
@@ -286,7 +301,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 --accounts 100001|--accounts: 100001 is out of range
 --philosophers 1|--philosophers: 1 is out of range (allowed: 2 to 256)
 --philosophers 257|--philosophers: 257 is out of range
---hold-us -2|--hold-us: -2 is out of range (allowed: -1 to 100000)
+--hold-us -1|--hold-us: -1 is out of range (allowed: 0 to 100000)
 --duration 0|--duration: 0 is out of range (allowed: 1 to 60000)
 --duration|--duration needs a value
 --variant nosuch|no variant 'nosuch'

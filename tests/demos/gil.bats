@@ -219,3 +219,10 @@ TABLE
     [ $((($(date +%s%N) - t0) / 1000000)) -lt 3000 ] # the contract says 1 s; margin for load
     grep -q "cpu-threads: interrupted after .* of 6,000,000 operations" "$BATS_TEST_TMPDIR/out"
 }
+
+@test "Ctrl-C in every phase (setup, run, check, report, teardown): exit 130" {
+    sigint_every_phase "$GIL" --variant cpu-threads --iters 30 --slice-terms 1000
+    sigint_every_phase "$GIL" --variant io-threads --threads 4 --io-us 1000
+    sigint_every_phase "$GIL" --variant convoy --iters 5 --io-us 1000
+    sigint_every_phase "$GIL" --variant release-in-native --iters 20 --slice-terms 1000
+}

@@ -232,6 +232,17 @@ assert_exact_run() { # what
     done
 }
 
+@test "Ctrl-C in every phase (setup, run, check, report, teardown): exit 130" {
+    sigint_every_phase "$PC" --variant condvar --items 1000
+    sigint_every_phase "$PC" --variant semaphore --items 1000
+    sigint_every_phase "$PC" --variant polling --items 1000
+    sigint_every_phase "$PC" --variant spsc-ring --items 1000
+    sigint_every_phase "$PC" --variant pipe --items 1000
+    sigint_every_phase "$PC" --variant unbounded --items 100
+    sigint_every_phase "$PC" --variant bounded --items 100
+    sigint_every_phase "$PC" --variant watermarks --items 100
+}
+
 # --- bad input ---------------------------------------------------------------
 
 @test "bad input: exit 2 and one line on stderr naming the flag" {

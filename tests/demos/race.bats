@@ -266,6 +266,14 @@ interrupt_after() { # seconds args...
     grep -q "window: interrupted after .* of 2,000 operations" "$BATS_TEST_TMPDIR/out"
 }
 
+@test "Ctrl-C in every phase (setup, run, check, report, teardown): exit 130" {
+    sigint_every_phase "$RACE" --variant none --iters 10000
+    sigint_every_phase "$RACE" --variant mutex --iters 10000
+    sigint_every_phase "$RACE" --variant sharded --iters 10000
+    sigint_every_phase "$RACE" --variant check-then-act-locked --iters 10000
+    sigint_every_phase "$RACE" --variant window --iters 2 --window-us 100
+}
+
 @test "Ctrl-C during a run of all variants stops the run with 130" {
     interrupt_after 0.5 --window-us 100000
     [ "$status" -eq 130 ]

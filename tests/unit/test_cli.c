@@ -32,6 +32,7 @@ static const struct cl_param params[] = {
 
 static const struct cl_chapter chapter = {
     .name = "unit",
+    .summary = "a test chapter",
     .look_for = "what to look for",
     .variants = variants,
     .nvariants = 3,
@@ -424,7 +425,8 @@ static void test_usage(void **state)
     assert_non_null(f);
     cl_usage(&chapter, f);
     fclose(f);
-    assert_contains(text, "Usage: conclab-unit [OPTION]...\nwhat to look for\n");
+    assert_contains(text,
+                    "Usage: conclab-unit [OPTION]...\na test chapter\nWatch: what to look for\n");
     assert_contains(text, "--threads N");
     assert_contains(text, "1 to 4096");
     assert_contains(text, "(default: 2)"); /* the chapter's timeout */
@@ -492,28 +494,28 @@ static void test_parse_seed_with_leading_space_minus(void **state)
 static void test_parse_choice_param(void **state)
 {
     (void)state;
-    static const struct cl_param p2[] = {
-        {.name = "size", .help = "a number", .def = 0, .min = 1, .max = 9},
-        {.name = "mode", .help = "how", .def = 0, .min = 0, .max = 2},
-    };
     static const char *const modes[] = {"close", "pill", "pass-along", NULL};
-    static const char *const *const choices[] = {NULL, modes};
+    static const struct cl_param p2[] = {
+        {.name = "size", .help = "a number", .min = 1, .max = 9, .unset = "per variant"},
+        {.name = "mode", .help = "how", .choices = modes},
+    };
     struct cl_chapter ch = chapter;
     ch.params = p2;
     ch.nparams = 2;
-    ch.param_choices = choices;
     struct cl_opts o;
     char err[256], buf[32];
     char *ok[] = {"unit", "--mode", "pass-along", "--size", "3", NULL};
     assert_int_equal(cl_parse(&ch, 5, ok, &o, err, sizeof err), 0);
     assert_int_equal(o.param[1], 2);
     assert_int_equal(o.param[0], 3);
-    assert_string_equal(cl_param_str(&ch, 1, o.param[1], buf, sizeof buf), "pass-along");
-    assert_string_equal(cl_param_str(&ch, 0, o.param[0], buf, sizeof buf), "3");
+    assert_int_equal(o.param_given, 3u); /* both given */
+    assert_string_equal(cl_param_text(&p2[1], o.param[1], buf, sizeof buf), "pass-along");
+    assert_string_equal(cl_param_text(&p2[0], o.param[0], buf, sizeof buf), "3");
     char *dflt[] = {"unit", NULL};
     assert_int_equal(cl_parse(&ch, 1, dflt, &o, err, sizeof err), 0);
     assert_int_equal(o.param[1], 0);
-    assert_int_equal(o.param[0], 0); /* out of range: the variant's own default */
+    assert_int_equal(o.param[0], 0); /* unset: prepare fills it */
+    assert_int_equal(o.param_given, 0u);
     char *bad[] = {"unit", "--mode", "2", NULL};
     assert_int_equal(cl_parse(&ch, 3, bad, &o, err, sizeof err), CL_EXIT_USAGE);
     assert_string_equal(err, "unit: --mode: no such choice '2' (allowed: close, pill, pass-along)");
@@ -530,18 +532,16 @@ static void test_parse_choice_param(void **state)
     assert_contains(text, "(1 to 9; default: per variant)");
 }
 
-/* A fixed-point flag (param_decimals): "0.25" with 2 decimals is held as 25. */
+/* A fixed-point flag (decimals): "0.25" with 2 decimals is held as 25. */
 static void test_parse_fixed_point_param(void **state)
 {
     (void)state;
     static const struct cl_param p1[] = {
-        {.name = "cpu-fraction", .help = "a share", .def = 25, .min = 0, .max = 95},
+        {.name = "cpu-fraction", .help = "a share", .def = 25, .min = 0, .max = 95, .decimals = 2},
     };
-    static const int decimals[] = {2};
     struct cl_chapter ch = chapter;
     ch.params = p1;
     ch.nparams = 1;
-    ch.param_decimals = decimals;
     struct cl_opts o;
     char err[256], buf[32];
     static const struct {
@@ -553,8 +553,8 @@ static void test_parse_fixed_point_param(void **state)
         assert_int_equal(cl_parse(&ch, 3, argv, &o, err, sizeof err), 0);
         assert_int_equal(o.param[0], good[i].want);
     }
-    assert_string_equal(cl_param_str(&ch, 0, 25, buf, sizeof buf), "0.25");
-    assert_true(cl_param_real(&ch, 0, 25) == 0.25);
+    assert_string_equal(cl_param_text(&p1[0], 25, buf, sizeof buf), "0.25");
+    assert_true(cl_param_value_real(&p1[0], 25) == 0.25);
     static const struct {
         const char *arg, *err;
     } bad[] = {

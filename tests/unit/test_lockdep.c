@@ -69,9 +69,9 @@ static void test_consistent_order_is_quiet(void **state)
 static void test_inversion_reported_once(void **state)
 {
     (void)state;
-    cl_mutex_self(0);
+    cl_thread_set_id(0);
     nest(a, b); /* T1: A then B */
-    cl_mutex_self(1);
+    cl_thread_set_id(1);
     nest(b, a); /* T2, later: B then A. Nothing overlaps, no deadlock */
     assert_int_equal(cl_lockdep_reports(), 1);
     const char *text = reported();
@@ -81,7 +81,7 @@ static void test_inversion_reported_once(void **state)
     assert_contains(cl_lockdep_first_report(), "lock order A -> B inverted");
     nest(b, a); /* known now: not reported again */
     assert_int_equal(cl_lockdep_reports(), 1);
-    cl_mutex_self(-1);
+    cl_thread_set_id(-1);
 }
 
 static void test_chain_inversion(void **state)
@@ -125,9 +125,9 @@ static void test_with_cl_mutex(void **state)
     cl_mutex_init(&ma, "A", PTHREAD_MUTEX_DEFAULT);
     cl_mutex_init(&mb, "B", PTHREAD_MUTEX_DEFAULT);
     cl_mutex_init(&mc, "C", PTHREAD_MUTEX_DEFAULT);
-    ma.lockdep_class = a;
-    mb.lockdep_class = b;
-    mc.lockdep_class = c;
+    cl_mutex_set_lockdep(&ma, a);
+    cl_mutex_set_lockdep(&mb, b);
+    cl_mutex_set_lockdep(&mc, c);
     assert_int_equal(cl_mutex_lock(&ma), 0);
     assert_int_equal(cl_mutex_lock(&mb), 0);
     cl_mutex_unlock(&mb);
@@ -159,6 +159,31 @@ static void test_too_many_classes(void **state)
     assert_int_equal(cl_lockdep_class("one too many"), -1);
 }
 
+/* Holding more classes than the checker tracks: the first one past the limit is
+ * reported, and each is counted, never silently ignored. */
+static void test_too_many_held(void **state)
+{
+    (void)state;
+    enum { N = CL_LOCKDEP_MAX_HELD + 3 };
+    static const char *const names[N] = {"L0",  "L1",  "L2",  "L3",  "L4",  "L5",  "L6",
+                                         "L7",  "L8",  "L9",  "L10", "L11", "L12", "L13",
+                                         "L14", "L15", "L16", "L17", "L18"};
+    int cls[N];
+    for (int i = 0; i < N; i++)
+        cls[i] = cl_lockdep_class(names[i]);
+    for (int i = 0; i < N; i++)
+        cl_lockdep_acquire(cls[i]);
+    for (int i = N - 1; i >= 0; i--)
+        cl_lockdep_release(cls[i]);
+    assert_int_equal(cl_lockdep_untracked(), 3);
+    assert_int_equal(cl_lockdep_reports(), 0); /* not an inversion */
+    assert_string_equal(reported(), "lockdep: T0 holds more than 16 classes at once: L16 and "
+                                    "deeper locks are not checked\n");
+    /* the thread's held list is sound again: a consistent nest stays quiet */
+    nest(a, b);
+    assert_int_equal(cl_lockdep_reports(), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +195,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_release_forgets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_with_cl_mutex, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_classes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_held, setup, teardown),
     };
     return UNIT_MAIN("lockdep", tests);
 }

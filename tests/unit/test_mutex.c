@@ -19,16 +19,16 @@ static void test_holder_recorded(void **state)
     (void)state;
     struct cl_mutex m;
     cl_mutex_init(&m, "A", PTHREAD_MUTEX_DEFAULT);
-    cl_mutex_self(4);
-    assert_int_equal(cl_mutex_self_id(), 4);
+    cl_thread_set_id(4);
+    assert_int_equal(cl_thread_id(), 4);
     assert_int_equal(cl_mutex_holder(&m), -1);
     assert_int_equal(cl_mutex_lock(&m), 0);
     assert_int_equal(cl_mutex_holder(&m), 4);
     assert_null(cl_mutex_waiting_for(4));
     assert_int_equal(cl_mutex_unlock(&m), 0);
     assert_int_equal(cl_mutex_holder(&m), -1);
-    cl_mutex_self(-1);
-    assert_int_equal(cl_mutex_self_id(), -1);
+    cl_thread_set_id(-1);
+    assert_int_equal(cl_thread_id(), -1);
     cl_mutex_destroy(&m);
 }
 
@@ -37,7 +37,7 @@ static void test_errorcheck_relock(void **state)
     (void)state;
     struct cl_mutex m;
     cl_mutex_init(&m, "E", PTHREAD_MUTEX_ERRORCHECK);
-    cl_mutex_self(0);
+    cl_thread_set_id(0);
     assert_int_equal(cl_mutex_lock(&m), 0);
     assert_int_equal(cl_mutex_lock(&m), EDEADLK);
     assert_null(cl_mutex_waiting_for(0)); /* no longer waiting after the refusal */
@@ -45,7 +45,7 @@ static void test_errorcheck_relock(void **state)
     assert_int_equal(cl_mutex_unlock(&m), 0);
     if (!cl_under_tsan())                             /* TSan reports the wrong unlock, rightly */
         assert_int_equal(cl_mutex_unlock(&m), EPERM); /* not held any more */
-    cl_mutex_self(-1);
+    cl_thread_set_id(-1);
     cl_mutex_destroy(&m);
 }
 
@@ -54,7 +54,7 @@ static void test_recursive_counts(void **state)
     (void)state;
     struct cl_mutex m;
     cl_mutex_init(&m, "R", PTHREAD_MUTEX_RECURSIVE);
-    cl_mutex_self(1);
+    cl_thread_set_id(1);
     for (int i = 0; i < 3; i++)
         assert_int_equal(cl_mutex_lock(&m), 0);
     assert_int_equal(m.depth, 3);
@@ -63,7 +63,7 @@ static void test_recursive_counts(void **state)
     assert_int_equal(cl_mutex_holder(&m), 1); /* still held once */
     assert_int_equal(cl_mutex_unlock(&m), 0);
     assert_int_equal(cl_mutex_holder(&m), -1);
-    cl_mutex_self(-1);
+    cl_thread_set_id(-1);
     cl_mutex_destroy(&m);
 }
 
@@ -72,7 +72,7 @@ static void test_trylock_and_timedlock(void **state)
     (void)state;
     struct cl_mutex m;
     cl_mutex_init(&m, "T", PTHREAD_MUTEX_DEFAULT);
-    cl_mutex_self(2);
+    cl_thread_set_id(2);
     assert_int_equal(cl_mutex_trylock(&m), 0);
     assert_int_equal(cl_mutex_holder(&m), 2);
     assert_int_equal(cl_mutex_trylock(&m), EBUSY);
@@ -84,7 +84,7 @@ static void test_trylock_and_timedlock(void **state)
     assert_int_equal(cl_mutex_unlock(&m), 0);
     assert_int_equal(cl_mutex_timedlock(&m, 50 * MS), 0);
     assert_int_equal(cl_mutex_unlock(&m), 0);
-    cl_mutex_self(-1);
+    cl_thread_set_id(-1);
     cl_mutex_destroy(&m);
 }
 
@@ -103,7 +103,7 @@ struct side {
 static void *one_side(void *arg)
 {
     const struct side *s = arg;
-    cl_mutex_self(s->id);
+    cl_thread_set_id(s->id);
     if (cl_mutex_lock(s->first) != 0)
         return NULL;
     pthread_barrier_wait(&both_hold);
@@ -181,7 +181,7 @@ static void test_abba_cycle_reported(void **state)
 static void *relock_self(void *arg)
 {
     struct cl_mutex *m = arg;
-    cl_mutex_self(0);
+    cl_thread_set_id(0);
     cl_mutex_lock(m);
     int rc = cl_mutex_timedlock(m, 800 * MS);
     if (rc == ETIMEDOUT)
@@ -220,7 +220,7 @@ static void test_no_cycle_when_just_waiting(void **state)
     (void)state;
     struct cl_mutex m;
     cl_mutex_init(&m, "A", PTHREAD_MUTEX_DEFAULT);
-    cl_mutex_self(1); /* the main thread is T2 here, and holds A */
+    cl_thread_set_id(1); /* the main thread is T2 here, and holds A */
     assert_int_equal(cl_mutex_lock(&m), 0);
     atomic_store(&gave_up, 0);
     /* T1 waits for A, held by T2 which waits for nothing: a chain, no cycle */
@@ -231,7 +231,7 @@ static void test_no_cycle_when_just_waiting(void **state)
     assert_int_equal(cl_mutex_find_cycle(2, cycle, 2), 0);
     assert_int_equal(cl_mutex_unlock(&m), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
-    cl_mutex_self(-1);
+    cl_thread_set_id(-1);
     cl_mutex_destroy(&m);
 }
 

@@ -76,6 +76,20 @@ static void test_cap_counts_dropped(void **state)
     assert_int_equal(t.bufs[1].spans[CL_TRACE_CAP - 1].start_ns, CL_TRACE_CAP - 1);
     assert_int_equal(t.bufs[0].len, 0); /* the other thread's buffer is untouched */
     assert_int_equal(t.bufs[0].dropped, 0);
+    cl_trace_add(&t.bufs[0], CL_SPAN_RUN, 1, 2);
+    assert_int_equal(t.bufs[0].dropped, 0);
+    assert_int_equal(cl_trace_dropped(&t), 3);
+    /* both writers say so: the CSV in a last comment line, the JSON in otherData */
+    char *csv = write_to_string(&t, true, NULL);
+    size_t len = strlen(csv);
+    const char *last = "# dropped 3 spans past the 65536 kept per thread\n";
+    assert_true(len > strlen(last));
+    assert_string_equal(csv + len - strlen(last), last);
+    free(csv);
+    char *json = write_to_string(&t, false, "x");
+    assert_true(json_valid(json));
+    assert_contains(json, "],\"otherData\":{\"dropped\":3}}\n");
+    free(json);
     cl_trace_free(&t);
 }
 
@@ -142,7 +156,7 @@ static void test_json_exact(void **state)
               "\"pid\":1,\"tid\":1},"
               "{\"name\":\"hold\",\"cat\":\"race\",\"ph\":\"X\",\"ts\":1,\"dur\":1,"
               "\"pid\":1,\"tid\":2}"
-              "]}\n");
+              "],\"otherData\":{\"dropped\":0}}\n");
     free(json);
     cl_trace_free(&t);
 }
@@ -153,7 +167,7 @@ static void test_json_empty_and_escaped_label(void **state)
     struct cl_trace t;
     cl_trace_init(&t, 2, ORIGIN);
     char *json = write_to_string(&t, false, "x");
-    assert_string_equal(json, "{\"traceEvents\":[]}\n");
+    assert_string_equal(json, "{\"traceEvents\":[],\"otherData\":{\"dropped\":0}}\n");
     free(json);
     cl_trace_add(&t.bufs[0], CL_SPAN_RUN, ORIGIN, ORIGIN + 1000);
     json = write_to_string(&t, false, "a \"b\"\\c");

@@ -1,4 +1,4 @@
-#include "cl_report.h"
+#include "cl_json.h"
 
 #include <errno.h>
 #include <math.h>

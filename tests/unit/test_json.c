@@ -1,4 +1,4 @@
-/* cl_report: the streaming JSON writer (exact bytes) and cl_fmt_count. */
+/* cl_json: the streaming JSON writer (exact bytes) and cl_fmt_count. */
 #include "unit.h"
 
 #include <limits.h>
@@ -239,5 +239,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_json_escaping),       cmocka_unit_test(test_json_every_byte),
         cmocka_unit_test(test_json_lines),          cmocka_unit_test(test_fmt_count),
     };
-    return UNIT_MAIN("report", tests);
+    return UNIT_MAIN("json", tests);
 }

@@ -1,6 +1,6 @@
 /* Output: a small streaming JSON writer and number formatting for humans. */
-#ifndef CL_REPORT_H
-#define CL_REPORT_H
+#ifndef CL_JSON_H
+#define CL_JSON_H
 
 #include <stdbool.h>
 #include <stdint.h>
