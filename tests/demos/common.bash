@@ -45,10 +45,15 @@ json_field() {
     jq -r "$1" <<<"$2"
 }
 
-# assert_json EXPR: the jq condition EXPR holds for $output, which must be one
-# JSON value (the --json line of a one-variant run). On failure, prints both.
+# json_holds EXPR: whether the jq condition EXPR holds for $output, which must be
+# one JSON value (the --json line of a one-variant run). For retry loops.
+json_holds() {
+    jq -se "length == 1 and (.[0] | $1)" <<<"$output" >/dev/null
+}
+
+# assert_json EXPR: json_holds EXPR, or fail printing the condition and the output.
 assert_json() {
-    jq -se "length == 1 and (.[0] | $1)" <<<"$output" >/dev/null ||
+    json_holds "$1" ||
         batslib_print_kv_single_or_multi 10 condition "$1" output "$output" |
         batslib_decorate 'JSON condition does not hold' | fail
 }

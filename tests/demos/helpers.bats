@@ -5,38 +5,48 @@
 
 load common
 
-# --- assert_json ---------------------------------------------------------------
+# --- json_holds and assert_json ---------------------------------------------------
 
-json_holds() { # JSON EXPR: assert_json EXPR on JSON as a run's output
+with_output() { # TEXT CMD...: CMD, with TEXT as the output of a run
     output=$1
-    assert_json "$2"
+    shift
+    "$@"
+}
+
+@test "json_holds: whether the condition holds, silently" {
+    run with_output '{"exact":false}' json_holds '.exact == false'
+    assert_success
+    assert_output ''
+    run with_output '{"exact":true}' json_holds '.exact == false'
+    assert_failure
+    assert_output ''
 }
 
 @test "assert_json passes where the condition holds" {
-    json_holds '{"exact":true,"metrics":{"lost":0}}' '.exact and .metrics.lost == 0'
-    json_holds '{"verdict":"every philosopher ate"}' '.verdict | startswith("every")'
+    with_output '{"exact":true,"metrics":{"lost":0}}' assert_json '.exact and .metrics.lost == 0'
+    with_output '{"verdict":"every philosopher ate"}' assert_json '.verdict | startswith("every")'
 }
 
 @test "assert_json fails on a false or null condition, and prints the condition and the output" {
-    run json_holds '{"exact":false,"ops":7}' '.exact'
+    run with_output '{"exact":false,"ops":7}' assert_json '.exact'
     assert_failure
     assert_output --partial 'JSON condition does not hold'
     assert_output --partial '.exact'
     assert_output --partial '"ops":7'
-    run json_holds '{"exact":true}' '.metrics.lost'
+    run with_output '{"exact":true}' assert_json '.metrics.lost'
     assert_failure
-    run json_holds '{"n":3}' '.n == 4'
+    run with_output '{"n":3}' assert_json '.n == 4'
     assert_failure
 }
 
 @test "assert_json fails unless the output is exactly one JSON value" {
-    run json_holds $'{"exact":true}\n{"exact":true}' '.exact' # two variants' lines
+    run with_output $'{"exact":true}\n{"exact":true}' assert_json '.exact' # two variants' lines
     assert_failure
-    run json_holds 'exact: 1,000 of 1,000' '.exact'
+    run with_output 'exact: 1,000 of 1,000' assert_json '.exact'
     assert_failure
-    run json_holds '' 'true'
+    run with_output '' assert_json 'true'
     assert_failure
-    run json_holds '{"exact":true}' '.exact ==' # a broken condition
+    run with_output '{"exact":true}' assert_json '.exact ==' # a broken condition
     assert_failure
 }
 
