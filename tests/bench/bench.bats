@@ -2,9 +2,9 @@
 # The harness itself: bench/run writes its report, tables and charts; keeps going
 # past a failure; compares two runs; leaves nothing half-written when interrupted.
 
-bats_require_minimum_version 1.5.0
-load '/usr/lib/bats/bats-support/load'
-load '/usr/lib/bats/bats-assert/load'
+bats_require_minimum_version 1.7.0 # bats_load_library
+bats_load_library bats-support
+bats_load_library bats-assert
 
 : "${CONCLAB_BUILD:?run through meson test}"
 RUN="$CONCLAB_SOURCE/bench/run"

@@ -15,12 +15,7 @@ small() { echo --size 48 --steps 20; }
 # --- the declaration -------------------------------------------------------
 
 @test "barrier --list: nine variants; none and in-place are wrong,racy, the rest correct" {
-    run "$BARRIER" --list
-    assert_success
-    [ "${#lines[@]}" -eq 9 ]
-    for line in "${lines[@]}"; do
-        [ "$(awk -F'\t' '{print NF}' <<<"$line")" -eq 3 ]
-    done
+    assert_list barrier 9
     assert_line --partial $'none\twrong,racy\t'
     assert_line --partial $'in-place\twrong,racy\t'
     [ "$(variants_tagged barrier correct | wc -l)" -eq 7 ]
@@ -39,9 +34,9 @@ small() { echo --size 48 --steps 20; }
                 run --separate-stderr "$BARRIER" --variant "$v" --size "$n" --steps 30 \
                     --threads "$t" --json
                 [ "$status" -eq 0 ] || fail "$v size $n threads $t: exit $status $stderr"
-                [ "$(json_field .exact "$output")" = true ] || fail "$v $n $t: $output"
-                [ "$(json_field .metrics.differ "$output")" -eq 0 ]
-                [ "$(json_field .metrics.cells "$output")" -eq $((n * n)) ]
+                assert_json '.exact == true' || fail "$v $n $t: $output"
+                assert_json '.metrics.differ == 0'
+                assert_json ".metrics.cells == $((n * n))"
             done
         done
     done
@@ -73,9 +68,9 @@ small() { echo --size 48 --steps 20; }
     skip_under_tsan
     run "$BARRIER" --variant seq --threads 4 --size 40 --json
     assert_success
-    [ "$(json_field .threads "$output")" -eq 1 ]
-    [ "$(json_field .params.steps "$output")" -eq 500 ] # not given: the variant's own
-    [ "$(json_field .params.iters "$output")" -eq 500 ]
+    assert_json '.threads == 1'
+    assert_json '.params.steps == 500' # not given: the variant's own
+    assert_json '.params.iters == 500'
 }
 
 # --- none and in-place are wrong, and TSan says why ---------------------------
@@ -87,10 +82,10 @@ small() { echo --size 48 --steps 20; }
     for _ in 1 2 3 4 5; do
         run "$BARRIER" --variant none --json
         assert_success
-        [ "$(json_field .exact "$output")" = false ] && break
+        json_holds '.exact == false' && break
     done
-    [ "$(json_field .exact "$output")" = false ]
-    [ "$(json_field .metrics.differ "$output")" -gt 0 ]
+    assert_json '.exact == false'
+    assert_json '.metrics.differ > 0'
     assert_output --partial '"verdict":"differs from the sequential reference in'
 }
 
@@ -104,7 +99,7 @@ small() { echo --size 48 --steps 20; }
 @test "in-place is wrong even on one thread: it is a logic bug, not only a race" {
     run "$BARRIER" --variant in-place --threads 1 --size 30 --steps 10 --json
     assert_success # one thread: no race, so no TSan report either
-    [ "$(json_field .exact "$output")" = false ]
+    assert_json '.exact == false'
 }
 
 @test "TSan reports none and in-place (exit 66) and nothing else" {
@@ -128,11 +123,11 @@ small() { echo --size 48 --steps 20; }
     for t in 1 2 4; do
         run --separate-stderr timeout 60 "$BARRIER" --variant broken --threads "$t" $(small) --json
         [ "$status" -eq 0 ] || fail "threads $t: exit $status $stderr"
-        [ "$(json_field .exact "$output")" = true ]
-        [ "$(json_field .metrics.broken_phase "$output")" -eq 11 ] # steps / 2 + 1
-        [ "$(json_field .metrics.released "$output")" -eq $((t - 1)) ]
-        [ "$(json_field .metrics.timed_out "$output")" -eq 0 ]
-        [ "$(json_field .metrics.joined "$output")" -eq "$t" ]
+        assert_json '.exact == true'
+        assert_json '.metrics.broken_phase == 11' # steps / 2 + 1
+        assert_json ".metrics.released == $((t - 1))"
+        assert_json '.metrics.timed_out == 0'
+        assert_json ".metrics.joined == $t"
     done
     run "$BARRIER" --variant broken --threads 3 $(small) --quiet
     assert_output --partial 'phase 11 of 20 broke: T3 failed and aborted the barrier, 2 other threads were released with "barrier broken", all 3 joined, cleanup done'
@@ -144,7 +139,7 @@ small() { echo --size 48 --steps 20; }
     run --separate-stderr "$BARRIER" --variant imbalanced --threads 3 --size 60 --steps 12 \
         --trace "$BATS_TEST_TMPDIR/i.csv" --json
     [ "$status" -eq 0 ] || fail "exit $status $stderr"
-    [ "$(json_field .exact "$output")" = true ]
+    assert_json '.exact == true'
     jq -e '.metrics.idle_pct > 0 and .metrics.idle_pct < 100' <<<"$output"
     run cat "$BATS_TEST_TMPDIR/i.csv"
     assert_line --index 0 "thread,kind,start_s,end_s"
@@ -163,21 +158,21 @@ small() { echo --size 48 --steps 20; }
                 --steps 400 --eps 8000 --json
             [ "$status" -eq 0 ] || fail "size $n threads $t: exit $status $stderr"
             stopped=$(json_field .metrics.stopped_at "$output")
-            [ "$stopped" -eq "$(json_field .metrics.seq_stopped_at "$output")" ]
-            [ "$stopped" -lt 400 ] || fail "size $n threads $t did not stop early: $output"
-            [ "$(json_field .exact "$output")" = true ]
+            assert_json '.metrics.stopped_at == .metrics.seq_stopped_at'
+            assert_json '.metrics.stopped_at < 400' || fail "size $n threads $t did not stop early: $output"
+            assert_json '.exact == true'
         done
     done
     # a looser eps stops sooner
     run "$BARRIER" --variant serial-action --size 40 --steps 400 --eps 20000 --json
-    [ "$(json_field .metrics.stopped_at "$output")" -lt "$stopped" ]
+    assert_json ".metrics.stopped_at < $stopped"
 }
 
 @test "serial-action with an eps never reached runs every step" {
     run "$BARRIER" --variant serial-action --size 20 --steps 5 --eps 1 --json
     assert_success
-    [ "$(json_field .metrics.stopped_at "$output")" -eq 5 ]
-    [ "$(json_field .metrics.seq_stopped_at "$output")" -eq 5 ]
+    assert_json '.metrics.stopped_at == 5'
+    assert_json '.metrics.seq_stopped_at == 5'
 }
 
 # --- running everything -------------------------------------------------------
@@ -209,7 +204,7 @@ small() { echo --size 48 --steps 20; }
     for v in seq pthread condvar spin; do
         run "$BARRIER" --variant "$v" --phase-work 0 --steps 2000 --threads 2 --json
         assert_success
-        [ "$(json_field .ops "$output")" -eq 2000 ]
+        assert_json '.ops == 2000'
         jq -e '.exact and .metrics.episode_ns > 0' <<<"$output" >/dev/null
     done
 }

@@ -1,7 +1,8 @@
 # Shared by the demo tests: paths, the build's sanitizer, and small helpers.
-bats_require_minimum_version 1.5.0
-load '/usr/lib/bats/bats-support/load'
-load '/usr/lib/bats/bats-assert/load'
+# shellcheck disable=SC2154 # status, output, lines, stderr: set by bats's run
+bats_require_minimum_version 1.7.0 # bats_load_library
+bats_load_library bats-support
+bats_load_library bats-assert
 
 : "${CONCLAB_BUILD:?run through meson test}"
 SANITIZE="${CONCLAB_SANITIZE:-none}"
@@ -12,7 +13,7 @@ demo() { # path of a demo program
 
 under_tsan() { [ "$SANITIZE" = thread ]; }
 
-skip_under_tsan() { under_tsan && skip "${1:-not in the ThreadSanitizer build}" || true; }
+skip_under_tsan() { if under_tsan; then skip "${1:-not in the ThreadSanitizer build}"; fi; }
 
 # The exit status of a run that includes a racy variant: 0, or TSan's 66 after its report.
 assert_racy_success() {
@@ -38,9 +39,73 @@ variants_tagged() { # demo tag
         if ((has && !neg) || (!has && neg)) print $1 }'
 }
 
-# Field of a JSON line: json_field '.metrics.lost' "$line"
+# The value of a field, kept for later: n=$(json_field .metrics.pauses "$output").
+# To check a field, assert_json.
 json_field() {
     jq -r "$1" <<<"$2"
+}
+
+# json_holds EXPR: whether the jq condition EXPR holds for $output, which must be
+# one JSON value (the --json line of a one-variant run). For retry loops.
+json_holds() {
+    jq -se "length == 1 and (.[0] | $1)" <<<"$output" >/dev/null
+}
+
+# assert_json EXPR: json_holds EXPR, or fail printing the condition and the output.
+assert_json() {
+    json_holds "$1" ||
+        batslib_print_kv_single_or_multi 10 condition "$1" output "$output" |
+        batslib_decorate 'JSON condition does not hold' | fail
+}
+
+# assert_list DEMO N: DEMO --list succeeds with N lines, each NAME TAB TAGS TAB
+# DESCRIPTION, none of the three empty. Leaves $output and $lines to assert_line.
+assert_list() {
+    local line shape=$'^[^\t]+\t[^\t]+\t[^\t]+$'
+    run "$(demo "$1")" --list
+    assert_success || return
+    [ "${#lines[@]}" -eq "$2" ] || {
+        fail "$1 --list: ${#lines[@]} lines, expected $2: $output"
+        return
+    }
+    for line in "${lines[@]}"; do
+        [[ "$line" =~ $shape ]] || {
+            fail "$1 --list: '$line' is not NAME TAB TAGS TAB DESCRIPTION"
+            return
+        }
+    done
+}
+
+# run_in_session [run's flags] CMD...: `run` CMD in a session of its own, then
+# fail if any process of that session outlived it (a child, a server, a helper
+# that CMD started and did not stop); those are named, then killed. CMD's output
+# goes through files, so that a process left behind holds no pipe of `run` open;
+# where `run` merges them, stdout comes before stderr. Zombies count as gone
+# (they have exited; whoever inherits them reaps them), and a process that starts
+# a session of its own, as a daemon does, escapes the check.
+run_in_session() {
+    local -a flags=() pids
+    while [[ "${1-}" == -* || "${1-}" == '!' ]]; do
+        flags+=("$1")
+        shift
+    done
+    local d left rc=0
+    d=$(mktemp -d "$BATS_TEST_TMPDIR/session.XXXXXX")
+    # the session's leader: a shell that writes down its pid, the session id
+    # shellcheck disable=SC2016
+    run "${flags[@]}" setsid -w sh -c 'd=$1; shift; echo "$$" >"$d/sid"
+        "$@" >"$d/out" 2>"$d/err"; s=$?
+        cat "$d/out"; cat "$d/err" >&2; exit "$s"' sh "$d" "$@" || rc=$? # run -N: a wrong status
+    left=$(ps -o pid=,stat=,args= -s "$(cat "$d/sid")" | awk '$2 !~ /^Z/')
+    [ -z "$left" ] && return "$rc"
+    mapfile -t pids < <(awk '{ print $1 }' <<<"$left")
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    # SIGKILL lands at once, but not before kill returns: wait until they are gone
+    for _ in {1..100}; do
+        ps -o stat= -p "$(IFS=,; echo "${pids[*]}")" | grep -qv '^Z' || break
+        sleep 0.05
+    done
+    fail "$* left processes behind:"$'\n'"$left"
 }
 
 # best_of N KEY MIN EACH CMD...: run CMD (a demo with --json) up to N times, a second

@@ -21,12 +21,7 @@ assert_lock_order_success() {
 # --- the declaration -------------------------------------------------------
 
 @test "deadlock --list: 15 variants, with the tags of issue 3" {
-    run "$DL" --list
-    assert_success
-    [ "${#lines[@]}" -eq 15 ]
-    for line in "${lines[@]}"; do
-        [ "$(awk -F'\t' '{print NF}' <<<"$line")" -eq 3 ]
-    done
+    assert_list deadlock 15
     for v in abba transfer philosophers; do
         assert_line --regexp "^$v"$'\thangs,lock-order\t'
     done
@@ -169,9 +164,9 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
             run --separate-stderr "$DL" --variant "$v" --accounts "$n" --threads 4 \
                 --iters 300 --hold-us 0 --json
             assert_success
-            [ "$(json_field .exact "$output")" = true ]
-            [ "$(json_field .metrics.money "$output")" -eq $((n * 1000)) ]
-            [ "$(json_field .metrics.transfers "$output")" -eq 1200 ]
+            assert_json '.exact == true'
+            assert_json ".metrics.money == $((n * 1000))"
+            assert_json '.metrics.transfers == 1200'
         done
     done
 }
@@ -180,14 +175,14 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
     for v in ordered trylock timed; do
         run "$DL" --variant "$v" --iters 50 --json
         assert_success
-        [ "$(json_field .metrics.transfers "$output")" -eq 100 ]
-        [ "$(json_field .metrics.money "$output")" -eq 2000 ]
+        assert_json '.metrics.transfers == 100'
+        assert_json '.metrics.money == 2000'
     done
     run "$DL" --variant trylock --iters 50 --json
-    [ "$(json_field '.metrics.retries | type' "$output")" = number ]
-    [[ "$(json_field .metrics.retries_per_op "$output")" =~ ^[0-9.]+$ ]]
+    assert_json '(.metrics.retries | type) == "number"'
+    assert_json '.metrics.retries_per_op | type == "number" and . >= 0'
     run "$DL" --variant timed --iters 50 --json
-    [ "$(json_field '.metrics.timeouts | type' "$output")" = number ]
+    assert_json '(.metrics.timeouts | type) == "number"'
 }
 
 @test "transfer-ordered handles transfer(a, a): many self-transfers at 2 accounts" {
@@ -203,11 +198,11 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
     local took=$(($(now_ms) - t0))
     assert_success
     [ "$took" -lt 10000 ]
-    [ "$(json_field .params.duration "$output")" -eq 300 ]
-    [ "$(json_field .exact "$output")" = true ]
-    [[ "$(json_field .verdict "$output")" =~ ^(livelock|no\ livelock\ this\ run):.*retries\ per\ transfer.*with\ jitter ]]
-    [ "$(json_field '.metrics.ref_retries_per_op | type' "$output")" = number ]
-    [ "$(json_field .metrics.ref_transfers "$output")" -eq 100 ]
+    assert_json '.params.duration == 300'
+    assert_json '.exact == true'
+    assert_json '.verdict | test("^(livelock|no livelock this run):.*retries per transfer.*with jitter")'
+    assert_json '(.metrics.ref_retries_per_op | type) == "number"'
+    assert_json '.metrics.ref_transfers == 100'
 }
 
 @test "the fixed philosophers: every philosopher eats, at 5 and 16" {
@@ -221,11 +216,10 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
             else
                 assert_success
             fi
-            [ "$(json_field .threads "$output")" -eq "$n" ]
-            [ "$(json_field .metrics.min_meals "$output")" -gt 0 ] || fail "$v/$n: $output"
-            [ "$(json_field .metrics.max_meals "$output")" -ge \
-                "$(json_field .metrics.min_meals "$output")" ]
-            [[ "$(json_field .verdict "$output")" == "every philosopher ate"* ]]
+            assert_json ".threads == $n"
+            assert_json '.metrics.min_meals > 0' || fail "$v/$n: $output"
+            assert_json '.metrics.max_meals >= .metrics.min_meals'
+            assert_json '.verdict | startswith("every philosopher ate")'
         done
     done
 }
@@ -233,14 +227,14 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 @test "errorcheck: every relock returns EDEADLK, exit 0" {
     run "$DL" --variant errorcheck --iters 500 --json
     assert_success
-    [ "$(json_field .metrics.edeadlk "$output")" -eq 500 ]
-    [[ "$(json_field .verdict "$output")" == *EDEADLK* ]]
+    assert_json '.metrics.edeadlk == 500'
+    assert_json '.verdict | contains("EDEADLK")'
 }
 
 @test "recursive: exact under nesting, and its cost against a plain mutex" {
     run "$DL" --variant recursive --threads 2 --iters 100000 --json
     assert_success
-    [ "$(json_field .metrics.count "$output")" -eq 200000 ]
+    assert_json '.metrics.count == 200000'
     jq -e '.metrics.plain_ns > 0 and .metrics.recursive_ns > 0 and
            .metrics.recursive_over_plain > 0' <<<"$output" >/dev/null
 }
@@ -248,8 +242,8 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 @test "lockdep: no deadlock, but the inversion is named, once" {
     run --separate-stderr "$DL" --variant lockdep --json
     assert_lock_order_success
-    [ "$(json_field .exact "$output")" = true ]
-    [ "$(json_field .metrics.inversions "$output")" -eq 1 ]
+    assert_json '.exact == true'
+    assert_json '.metrics.inversions == 1'
     [ "$(grep -c '^lockdep: ' <<<"$stderr")" -eq 1 ]
     [[ "$stderr" == *"lockdep: possible deadlock: T2 takes A while holding B"* ]]
     [[ "$stderr" == *"lock order A -> B inverted"* ]]
@@ -260,10 +254,10 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
     skip_under_tsan
     run "$DL" --variant ordered --hold-us 0 --iters 1000000000 --json
     assert_success
-    [ "$(json_field .params.iters "$output")" -eq 20000 ]
+    assert_json '.params.iters == 20000'
     run "$DL" --variant timed --hold-us 0 --iters 1000000000 --json
     assert_success
-    [ "$(json_field .params.iters "$output")" -eq 20000 ]
+    assert_json '.params.iters == 20000'
 }
 
 # --- running everything ------------------------------------------------------

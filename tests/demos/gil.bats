@@ -16,12 +16,7 @@ cpu_args() { echo --threads 2 --iters 6000; }
 # --- the declaration -------------------------------------------------------
 
 @test "gil --list: four variants, all correct" {
-    run "$GIL" --list
-    assert_success
-    [ "${#lines[@]}" -eq 4 ]
-    for line in "${lines[@]}"; do
-        [ "$(awk -F'\t' '{print NF}' <<<"$line")" -eq 3 ]
-    done
+    assert_list gil 4
     [ "$(variants_tagged gil correct | tr '\n' ' ')" = \
         "cpu-threads io-threads convoy release-in-native " ]
 }
@@ -70,7 +65,7 @@ cpu_args() { echo --threads 2 --iters 6000; }
     if under_tsan; then
         run "$GIL" --variant release-in-native $(cpu_args) --json
         assert_success
-        [ "$(json_field .exact "$output")" = true ]
+        assert_json '.exact == true'
         skip "the parallelism bound: not in the ThreadSanitizer build"
     fi
     best_of 5 .metrics.parallelism_native 1.5 true \
@@ -84,7 +79,7 @@ cpu_args() { echo --threads 2 --iters 6000; }
     under_tsan && threads=20
     run --separate-stderr "$GIL" --variant io-threads --threads "$threads" --json
     [ "$status" -eq 0 ] || fail "exit $status: $stderr"
-    [ "$(json_field .exact "$output")" = true ]
+    assert_json '.exact == true'
     # sequentially this is threads x 0.1 s; overlapped, a little over 0.1 s
     jq -e --argjson t "$threads" '.wall_s < 1.0 and .metrics.overlap > $t / 10' \
         <<<"$output" >/dev/null || fail "$output"

@@ -25,10 +25,10 @@ sizes_for() { # variant: the flags that keep it short
 # and (under TSan) no report at all.
 assert_exact_run() { # what
     [ "$status" -eq 0 ] || fail "$1: exit $status: $stderr"
-    [ "$(json_field .exact "$output")" = true ] || fail "$1: not exact: $output"
-    [ "$(json_field .metrics.lost "$output")" -eq 0 ] || fail "$1: lost items: $output"
-    [ "$(json_field .metrics.duplicated "$output")" -eq 0 ] || fail "$1: duplicates: $output"
-    [ "$(json_field .ops "$output")" -eq "$(json_field .params.items "$output")" ]
+    assert_json '.exact == true' || fail "$1: not exact: $output"
+    assert_json '.metrics.lost == 0' || fail "$1: lost items: $output"
+    assert_json '.metrics.duplicated == 0' || fail "$1: duplicates: $output"
+    assert_json '.ops == .params.items'
     [[ "$stderr" != *ThreadSanitizer* ]] || fail "$1: TSan report: $stderr"
     [[ "$stderr" != *AddressSanitizer* && "$stderr" != *"runtime error"* ]] ||
         fail "$1: sanitizer report: $stderr"
@@ -37,12 +37,7 @@ assert_exact_run() { # what
 # --- the declaration -------------------------------------------------------
 
 @test "prodcons --list: nine variants, one-cond-signal hangs, the rest are correct" {
-    run "$PC" --list
-    assert_success
-    [ "${#lines[@]}" -eq 9 ]
-    for line in "${lines[@]}"; do
-        [ "$(awk -F'\t' '{print NF}' <<<"$line")" -eq 3 ]
-    done
+    assert_list prodcons 9
     assert_line --partial $'one-cond-signal\thangs\t'
     [ "$(variants_tagged prodcons correct | wc -l)" -eq 8 ]
     [ "$(variants_tagged prodcons hangs)" = one-cond-signal ]
@@ -59,7 +54,7 @@ assert_exact_run() { # what
         for mode in close pill-per-consumer pass-along; do
             run --separate-stderr "$PC" --variant "$v" --shutdown "$mode" "${size[@]}" --json
             assert_exact_run "$v --shutdown $mode"
-            [ "$(json_field .params.shutdown "$output")" = "$mode" ]
+            assert_json ".params.shutdown == \"$mode\""
         done
     done
 }
@@ -70,7 +65,7 @@ assert_exact_run() { # what
             run --separate-stderr "$PC" --variant "$v" --producers 3 --consumers 5 --capacity 1 \
                 --items 3000 --shutdown "$mode" --json
             assert_exact_run "$v 3P5C capacity 1 --shutdown $mode"
-            [ "$(json_field .threads "$output")" -eq 8 ]
+            assert_json '.threads == 8'
         done
     done
 }
@@ -116,7 +111,7 @@ assert_exact_run() { # what
     run --separate-stderr "$PC" --variant one-cond-signal --producers 1 --consumers 1 \
         --items 20000 --json
     [ "$status" -eq 0 ]
-    [ "$(json_field .exact "$output")" = true ]
+    assert_json '.exact == true'
 }
 
 # --- spsc-ring: one producer, one consumer ------------------------------------
@@ -139,19 +134,17 @@ assert_exact_run() { # what
     run --separate-stderr "$PC" --variant unbounded --json
     assert_success
     un=$(json_field .metrics.peak_rss_kib "$output")
-    grow=$(json_field .metrics.rss_growth_kib "$output")
+    assert_json '.metrics.rss_growth_kib > 20000' || fail "unbounded grew too little"
     run --separate-stderr "$PC" --variant bounded --json
     assert_success
-    bo=$(json_field .metrics.peak_rss_kib "$output")
-    [ $((bo * 10)) -lt "$un" ] || fail "bounded $bo KiB, unbounded $un KiB"
-    [ "$grow" -gt 20000 ] || fail "unbounded grew only $grow KiB"
+    assert_json ".metrics.peak_rss_kib * 10 < $un" || fail "unbounded: $un KiB"
 }
 
 @test "bounded: the producer blocks on the full queue, and the fill never passes capacity" {
     run --separate-stderr "$PC" --variant bounded --capacity 16 "${BP_SIZE[@]}" \
         --trace "$BATS_TEST_TMPDIR/b.csv" --json
     assert_exact_run bounded
-    awk "BEGIN { exit !($(json_field .metrics.blocked_s "$output") > 0) }"
+    assert_json '.metrics.blocked_s > 0'
     run cat "$BATS_TEST_TMPDIR/b.samples.tsv"
     assert_line --index 0 $'t_s\trss_mib\tfill\tfill_pct'
     [ "${#lines[@]}" -gt 2 ]
@@ -162,9 +155,8 @@ assert_exact_run() { # what
     run --separate-stderr "$PC" --variant watermarks --capacity 50 "${BP_SIZE[@]}" \
         --trace "$BATS_TEST_TMPDIR/w.csv" --json
     assert_exact_run watermarks
-    pauses=$(json_field .metrics.pauses "$output")
-    [ "$pauses" -gt 0 ]
-    [ "$(json_field .metrics.resumes "$output")" -eq "$pauses" ]
+    assert_json '.metrics.pauses > 0'
+    assert_json '.metrics.resumes == .metrics.pauses'
     awk -F'\t' 'NR > 1 && $3 > 50 { exit 1 }' "$BATS_TEST_TMPDIR/w.samples.tsv"
 }
 
@@ -193,7 +185,7 @@ assert_exact_run() { # what
 @test "pipe: the kernel rounds a small capacity up to one page, and says so" {
     run --separate-stderr "$PC" --variant pipe --capacity 1 --items 5000 --json
     assert_exact_run pipe
-    [ "$(json_field .metrics.pipe_items "$output")" -ge 512 ]
+    assert_json '.metrics.pipe_items >= 512'
 }
 
 @test "polling keeps asking while it waits: many failed polls per item, CPU reported" {
@@ -202,12 +194,12 @@ assert_exact_run() { # what
     run --separate-stderr "$PC" --variant polling --producers 1 --consumers 1 --capacity 1 \
         --items 2000 --consume-us 100 --json
     assert_exact_run polling
-    [ "$(json_field .metrics.failed_polls "$output")" -gt 2000 ]
+    assert_json '.metrics.failed_polls > 2000'
     jq -e '.metrics.cpu_s > 0 and .metrics.cpu_per_wall > 0' <<<"$output" >/dev/null
     run --separate-stderr "$PC" --variant condvar --producers 1 --consumers 1 --capacity 1 \
         --items 2000 --consume-us 100 --json
     assert_exact_run condvar
-    [ "$(json_field .metrics.failed_polls "$output")" = null ] # only polling polls
+    assert_json '.metrics.failed_polls == null' # only polling polls
 }
 
 @test "--help lists the chapter's flags and the shutdown choices" {

@@ -11,12 +11,7 @@ setup() {
 # --- the declaration -------------------------------------------------------
 
 @test "race --list: one line per variant, name TAB tags TAB description" {
-    run "$RACE" --list
-    assert_success
-    [ "${#lines[@]}" -eq 10 ]
-    for line in "${lines[@]}"; do
-        [ "$(awk -F'\t' '{print NF}' <<<"$line")" -eq 3 ]
-    done
+    assert_list race 10
     assert_line --partial $'none\tracy\t'
     assert_line --partial $'split-atomic\twrong\t'
     assert_line --partial $'window\tracy\t'
@@ -31,16 +26,16 @@ setup() {
     for v in $(variants_tagged race correct); do
         run "$RACE" --variant "$v" --threads 4 --iters 200000 --json
         assert_success
-        [ "$(json_field .exact "$output")" = true ]
-        [ "$(json_field .exit "$output")" -eq 0 ]
+        assert_json '.exact == true'
+        assert_json '.exit == 0'
         case "$v" in
         check-then-act-locked)
-            [ "$(json_field .metrics.paid_out "$output")" -eq 400000 ]
-            [ "$(json_field .metrics.balance "$output")" -eq 0 ]
-            [ "$(json_field .metrics.overdrawn "$output")" -eq 0 ] ;;
+            assert_json '.metrics.paid_out == 400000'
+            assert_json '.metrics.balance == 0'
+            assert_json '.metrics.overdrawn == 0' ;;
         *)
-            [ "$(json_field .metrics.final "$output")" -eq 800000 ]
-            [ "$(json_field .metrics.lost "$output")" -eq 0 ] ;;
+            assert_json '.metrics.final == 800000'
+            assert_json '.metrics.lost == 0' ;;
         esac
     done
 }
@@ -50,8 +45,8 @@ setup() {
     for t in 1 64; do
         run "$RACE" --variant atomic --threads "$t" --iters 1000 --json
         assert_success
-        [ "$(json_field .metrics.final "$output")" -eq $((t * 1000)) ]
-        [ "$(json_field .exact "$output")" = true ]
+        assert_json ".metrics.final == $((t * 1000))"
+        assert_json '.exact == true'
     done
 }
 
@@ -64,7 +59,7 @@ loses_updates() { # variant [flags...]
     for _ in 1 2 3 4 5; do
         run "$RACE" --variant "$v" --json "$@"
         assert_success # showing a race is documented behaviour: exit 0
-        [ "$(json_field .exact "$output")" = false ] && return 0
+        json_holds '.exact == false' && return 0
     done
     fail "$v lost nothing in 5 runs"
 }
@@ -73,10 +68,8 @@ loses_updates() { # variant [flags...]
     skip_under_tsan
     need_cores 2
     loses_updates none --threads 2 --iters 2000000
-    [ "$(json_field .metrics.lost "$output")" -gt 0 ]
-    lost=$(json_field .metrics.lost "$output")
-    final=$(json_field .metrics.final "$output")
-    [ $((lost + final)) -eq 4000000 ]
+    assert_json '.metrics.lost > 0'
+    assert_json '.metrics.lost + .metrics.final == 4000000'
 }
 
 @test "split-atomic loses updates without a data race" {
@@ -89,17 +82,17 @@ loses_updates() { # variant [flags...]
     skip_under_tsan
     run "$RACE" --variant window --json
     assert_success
-    [ "$(json_field .threads "$output")" -eq 10 ]
-    [ "$(json_field .metrics.expected "$output")" -eq 1000 ]
-    [ "$(json_field .metrics.lost "$output")" -ge 500 ]
+    assert_json '.threads == 10'
+    assert_json '.metrics.expected == 1000'
+    assert_json '.metrics.lost >= 500'
 }
 
 @test "window caps --iters so it cannot run for minutes" {
     skip_under_tsan
     run "$RACE" --variant window --threads 2 --iters 1000000000 --window-us 1 --json
     assert_success
-    [ "$(json_field .params.iters "$output")" -eq 1000 ]
-    [ "$(json_field .params.window_us "$output")" -eq 1 ]
+    assert_json '.params.iters == 1000'
+    assert_json '.params.window_us == 1'
 }
 
 @test "check-then-act overdraws the account; the locked one never does" {
@@ -108,9 +101,9 @@ loses_updates() { # variant [flags...]
     for _ in 1 2 3 4 5; do
         run "$RACE" --variant check-then-act --threads 2 --iters 1000000 --json
         assert_success
-        [ "$(json_field .metrics.overdrawn "$output")" -gt 0 ] && break
+        json_holds '.metrics.overdrawn > 0' && break
     done
-    [ "$(json_field .metrics.overdrawn "$output")" -gt 0 ]
+    assert_json '.metrics.overdrawn > 0'
     assert_output --partial '"verdict":"overdrawn: paid out'
     run "$RACE" --variant check-then-act-locked --threads 2 --iters 1000000 --quiet
     assert_success

@@ -31,16 +31,10 @@ need_idle_cores() {
     jq -e -n "$load < $(nproc) - 0.5" >/dev/null || skip "the machine is busy (load $load)"
 }
 
-metric() { # metric NAME: from the JSON line in $output
-    json_field ".metrics.$1" "$output"
-}
-
 # --- the declaration ------------------------------------------------------------
 
 @test "speedup --list: five executors, all correct" {
-    run "$SPEEDUP" --list
-    assert_success
-    [ "${#lines[@]}" -eq 5 ]
+    assert_list speedup 5
     [ "$(variants_tagged speedup correct | tr '\n' ' ')" = "seq threads pool procs gil " ]
 }
 
@@ -54,9 +48,9 @@ metric() { # metric NAME: from the JSON line in $output
                 run --separate-stderr "$SPEEDUP" --variant "$v" --work "$work" $(small "$work") \
                     --workers "$workers" --json
                 [ "$status" -eq 0 ] || fail "$v $work W=$workers: exit $status $stderr"
-                [ "$(json_field .exact "$output")" = true ] || fail "$v $work: $output"
-                [ "$(metric wrong)" -eq 0 ]
-                [ "$(metric tasks)" -eq "$(json_field .params.tasks "$output")" ]
+                assert_json '.exact == true' || fail "$v $work: $output"
+                assert_json '.metrics.wrong == 0'
+                assert_json '.metrics.tasks == .params.tasks'
             done
         done
     done
