@@ -378,7 +378,8 @@ static int poll_timeout(struct cl_loop *loop)
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
-static void iterate(struct cl_loop *loop)
+/* Wait for the fds (at most until the next timer) and run their callbacks. */
+static void poll_io(struct cl_loop *loop)
 {
     int timeout = poll_timeout(loop);
     if (loop->gil != NULL) {
@@ -397,9 +398,22 @@ static void iterate(struct cl_loop *loop)
     }
     set_phase(loop, "running callbacks");
     loop->nevents = n > 0 ? n : 0;
-    loop->now_ns = cl_now_ns();
     run_io(loop);
-    run_timers(loop);
+}
+
+static void iterate(struct cl_loop *loop)
+{
+    /* With callbacks ready, epoll_wait would not wait: skip the system call
+     * most of the time (it costs more than a task switch), but not for more
+     * than CL_LOOP_POLL_EVERY iterations, so the fds are never starved. */
+    if (loop->ready_len == 0 || ++loop->unpolled >= CL_LOOP_POLL_EVERY) {
+        loop->unpolled = 0;
+        poll_io(loop);
+    }
+    if (loop->nheap > 0) { /* only timers need the time */
+        loop->now_ns = cl_now_ns();
+        run_timers(loop);
+    }
     run_ready(loop);
 }
 

@@ -4,7 +4,11 @@
  * next timer is due; run the callbacks of the ready fds; run the timers that
  * are due; then run the callbacks that were ready when this step began (one
  * queued by them waits for the next iteration, so a callback that keeps
- * rescheduling itself cannot starve the fds). Timers live in a 4-ary min-heap
+ * rescheduling itself cannot starve the fds). While callbacks are ready,
+ * epoll_wait would return at once, and it costs more than a task switch: the
+ * loop then polls only every CL_LOOP_POLL_EVERY iterations (Tokio's scheduler
+ * turns to its I/O driver every 61 ticks), which bounds how long a ready fd
+ * waits. Timers live in a 4-ary min-heap
  * (libev's layout: half the depth of a binary heap, and a node's four children
  * share a cache line or two), ordered by deadline and then by arming order, so
  * timers due at the same moment fire in the order they were armed.
@@ -32,7 +36,8 @@
 
 #define CL_MS(n) ((uint64_t)(n)*1000000ull) /* milliseconds, in ns */
 
-#define CL_LOOP_EVENTS 64 /* fds served per epoll_wait */
+#define CL_LOOP_EVENTS     64 /* fds served per epoll_wait */
+#define CL_LOOP_POLL_EVERY 64 /* iterations with work ready between two polls */
 
 struct cl_loop;
 
@@ -95,6 +100,7 @@ struct cl_loop {
     size_t active_ios;        /* registered fds that keep the loop alive */
     struct epoll_event events[CL_LOOP_EVENTS];
     int nevents, ievent; /* this wait's events, and the one being served */
+    unsigned unpolled;   /* iterations since the last epoll_wait */
 
     /* Calls from other threads: under ts_mu, swapped out whole by the loop. */
     pthread_mutex_t ts_mu;

@@ -396,6 +396,56 @@ static void test_stop_a_watcher_ready_in_the_same_wait(void **state)
     cl_loop_free(loop);
 }
 
+/* A callback that keeps queueing itself never starves the fds: epoll_wait is
+ * skipped while callbacks are ready, but at most CL_LOOP_POLL_EVERY times. */
+struct spinner {
+    struct cl_loop *loop;
+    int runs;
+    bool stop;
+};
+
+static void spin_cb(void *arg)
+{
+    struct spinner *s = arg;
+    s->runs++;
+    if (!s->stop)
+        cl_loop_call_soon(s->loop, spin_cb, s);
+}
+
+struct stopping_reader {
+    struct cl_io io;
+    struct spinner *spinner;
+    int runs_then;
+};
+
+static void stopping_reader_cb(struct cl_io *io, uint32_t revents)
+{
+    (void)revents;
+    struct stopping_reader *r = (struct stopping_reader *)io;
+    r->runs_then = r->spinner->runs;
+    r->spinner->stop = true;
+    cl_io_stop(r->spinner->loop, io);
+}
+
+static void test_busy_loop_still_polls_fds(void **state)
+{
+    (void)state;
+    struct cl_loop *loop = cl_loop_new(NULL);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    struct spinner s = {loop, 0, false};
+    struct stopping_reader r = {.spinner = &s};
+    assert_int_equal(cl_io_start(loop, &r.io, p[0], EPOLLIN, stopping_reader_cb), 0);
+    cl_loop_call_soon(loop, spin_cb, &s);
+    cl_loop_run(loop);
+    assert_true(r.runs_then >= 1);
+    assert_true(r.runs_then <= CL_LOOP_POLL_EVERY);
+    close(p[0]);
+    close(p[1]);
+    cl_loop_free(loop);
+}
+
 static void never_cb(struct cl_io *io, uint32_t revents)
 {
     (void)io;
@@ -655,6 +705,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_zero_delay_timer_does_not_spin),
         cmocka_unit_test(test_fd_readiness),
         cmocka_unit_test(test_stop_a_watcher_ready_in_the_same_wait),
+        cmocka_unit_test(test_busy_loop_still_polls_fds),
         cmocka_unit_test(test_regular_file_is_eperm),
         cmocka_unit_test(test_call_soon_threadsafe),
         cmocka_unit_test(test_stop_from_another_thread),
