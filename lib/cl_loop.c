@@ -238,11 +238,11 @@ void cl_loop_call_soon_threadsafe(struct cl_loop *loop, cl_loop_fn *fn, void *ar
     }
     loop->ts_calls[loop->ts_len++] = (struct cl_call){fn, arg};
     /* Only the first call since the loop last drained writes the eventfd. */
-    bool wake = !atomic_load_explicit(&loop->ts_pending, memory_order_relaxed);
+    bool first = !atomic_load_explicit(&loop->ts_pending, memory_order_relaxed);
     atomic_store_explicit(&loop->ts_pending, true, memory_order_relaxed);
     atomic_fetch_add_explicit(&loop->ts_posts, 1, memory_order_relaxed);
     CL_PT(pthread_mutex_unlock(&loop->ts_mu));
-    if (wake) {
+    if (first) {
         atomic_fetch_add_explicit(&loop->ts_wakes, 1, memory_order_relaxed);
         uint64_t one = 1;
         /* Cannot block (EFD_NONBLOCK), and EAGAIN means a wake-up is pending. */
@@ -458,7 +458,7 @@ static void lag_fire(struct cl_timer *t)
     uint64_t now = cl_now_ns();
     uint64_t lag = now > m->due_ns ? now - m->due_ns : 0;
     size_t b = 0;
-    while (lag / 1000 >= cl_lag_bucket_us[b] && b < CL_LAG_BUCKETS - 1)
+    while (b < CL_LAG_BUCKETS - 1 && lag / 1000 >= cl_lag_bucket_us[b])
         b++;
     add_relaxed(&m->buckets[b], 1);
     add_relaxed(&m->samples, 1);

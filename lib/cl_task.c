@@ -817,7 +817,7 @@ struct cl_task *cl_group_spawn(struct cl_group *g, cl_task_fn *fn, size_t frame_
         return NULL;
     if (g->n == g->cap) {
         g->cap = g->cap == 0 ? 8 : 2 * g->cap;
-        g->c = reallocarray(g->c, g->cap, sizeof *g->c);
+        g->c = reallocarray(g->c, g->cap, sizeof(struct child *));
         if (g->c == NULL)
             cl_die(__FILE__, __LINE__, "reallocarray", ENOMEM);
     }
@@ -855,7 +855,7 @@ static void shutdown_tasks(struct cl_loop *loop)
     size_t n = 0;
     for (struct cl_future *f = r->objects.obj_next; f != &r->objects; f = f->obj_next)
         n += f->ops == &task_ops && !f->done;
-    struct cl_future **pending = cl_xcalloc(n + 1, sizeof *pending);
+    struct cl_future **pending = cl_xcalloc(n + 1, sizeof(struct cl_future *));
     n = 0;
     for (struct cl_future *f = r->objects.obj_next; f != &r->objects; f = f->obj_next)
         if (f->ops == &task_ops && !f->done) {

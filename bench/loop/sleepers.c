@@ -29,14 +29,24 @@ static int sleeper_run(struct cl_task *t)
     CL_END(t);
 }
 
+/* VmRSS: the second field of /proc/self/statm, in pages. */
 static uint64_t rss_bytes(void)
 {
+    char buf[128] = {0}, *end;
     FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size, resident;
-    if (f == NULL || fscanf(f, "%llu %llu", &size, &resident) != 2)
-        cl_die(__FILE__, __LINE__, "reading /proc/self/statm", errno ? errno : EIO);
+    if (f == NULL) {
+        perror("loop-sleepers: /proc/self/statm");
+        exit(1);
+    }
+    char *line = fgets(buf, sizeof buf, f);
     fclose(f);
-    return resident * (uint64_t)sysconf(_SC_PAGESIZE);
+    if (line == NULL) {
+        fprintf(stderr, "loop-sleepers: /proc/self/statm is empty\n");
+        exit(1);
+    }
+    strtoull(buf, &end, 10);
+    uint64_t pages = strtoull(end, NULL, 10);
+    return pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 /* Halfway through the sleep: every task has armed its timer and waits. */
@@ -66,8 +76,10 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
 
     struct cl_loop *loop = cl_loop_new(NULL);
-    if (loop == NULL)
-        cl_die(__FILE__, __LINE__, "cl_loop_new", errno);
+    if (loop == NULL) {
+        perror("loop-sleepers: cl_loop_new");
+        exit(1);
+    }
     uint64_t rss0 = rss_bytes();
     uint64_t t0 = cl_now_ns();
     for (uint64_t i = 0; i < n; i++) {

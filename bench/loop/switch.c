@@ -43,8 +43,10 @@ static int player_run(struct cl_task *t)
 static uint64_t tasks_ns(uint64_t switches)
 {
     struct cl_loop *loop = cl_loop_new(NULL);
-    if (loop == NULL)
-        cl_die(__FILE__, __LINE__, "cl_loop_new", errno);
+    if (loop == NULL) {
+        perror("loop-switch: cl_loop_new");
+        exit(1);
+    }
     struct cl_future ball[2];
     struct player *p[2];
     for (int k = 0; k < 2; k++) {

@@ -49,8 +49,10 @@ int main(int argc, char **argv)
 
     struct cl_timer *timers = cl_xcalloc(n, sizeof *timers);
     struct cl_loop *loop = cl_loop_new(NULL);
-    if (loop == NULL)
-        cl_die(__FILE__, __LINE__, "cl_loop_new", errno);
+    if (loop == NULL) {
+        perror("loop-timers: cl_loop_new");
+        exit(1);
+    }
 
     uint64_t before_all = cl_now_ns(), cpu0 = cpu_ns();
     uint64_t timeout_ms = 0;

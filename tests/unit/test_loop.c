@@ -371,6 +371,12 @@ static void test_fd_readiness(void **state)
     cl_loop_free(loop);
 }
 
+static void pair(struct reader *a, struct reader *b)
+{
+    a->other = &b->io;
+    b->other = &a->io;
+}
+
 /* Two fds ready in the same wait; whichever runs first stops the other, which
  * must then not be called, although epoll already reported it. */
 static void test_stop_a_watcher_ready_in_the_same_wait(void **state)
@@ -380,15 +386,14 @@ static void test_stop_a_watcher_ready_in_the_same_wait(void **state)
     int a[2], b[2];
     assert_int_equal(pipe2(a, O_CLOEXEC | O_NONBLOCK), 0);
     assert_int_equal(pipe2(b, O_CLOEXEC | O_NONBLOCK), 0);
-    struct reader ra = {.loop = loop}, rb = {.loop = loop};
-    ra.other = &rb.io;
-    rb.other = &ra.io;
-    assert_int_equal(cl_io_start(loop, &ra.io, a[0], EPOLLIN, reader_cb), 0);
-    assert_int_equal(cl_io_start(loop, &rb.io, b[0], EPOLLIN, reader_cb), 0);
+    struct reader r[2] = {{.loop = loop}, {.loop = loop}};
+    pair(&r[0], &r[1]);
+    assert_int_equal(cl_io_start(loop, &r[0].io, a[0], EPOLLIN, reader_cb), 0);
+    assert_int_equal(cl_io_start(loop, &r[1].io, b[0], EPOLLIN, reader_cb), 0);
     assert_int_equal(write(a[1], "a", 1), 1);
     assert_int_equal(write(b[1], "b", 1), 1);
     cl_loop_run(loop);
-    assert_int_equal(ra.calls + rb.calls, 1);
+    assert_int_equal(r[0].calls + r[1].calls, 1);
     for (int i = 0; i < 2; i++) {
         close(a[i]);
         close(b[i]);
@@ -541,7 +546,7 @@ static void test_call_soon_threadsafe(void **state)
     assert_false(st.out_of_order);
     assert_int_equal(atomic_load(&loop->ts_posts), POSTERS * POSTS);
     uint64_t wakes = atomic_load(&loop->ts_wakes);
-    assert_true(wakes >= 1 && wakes <= POSTERS * POSTS);
+    assert_true(wakes >= 1 && wakes <= (uint64_t)POSTERS * POSTS);
     free(posters);
     cl_loop_free(loop);
 }
