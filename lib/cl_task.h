@@ -9,8 +9,9 @@
  * Duff's device). So:
  *   - what must survive an await lives in the struct, not in local variables;
  *   - one await per source line, and no switch statement around an await;
- *   - a sleeping task costs its struct and a heap entry, no stack: about 300
- *     bytes here against a page or more for a stackful coroutine.
+ *   - a sleeping task costs its struct, a heap entry and a registry slot, no
+ *     stack: about 320 bytes here against a page or more for a stackful
+ *     coroutine.
  *
  *   struct ticker {
  *       struct cl_task task;

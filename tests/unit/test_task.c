@@ -878,7 +878,7 @@ static int gparent_run(struct cl_task *t)
             (struct worker *)cl_group_spawn(p->g, worker_run, sizeof(struct worker), tags[i]);
         k->w = p->w;
         k->tag = tags[i];
-        k->sleep_ms = 50 * (uint64_t)(i + 1);
+        k->sleep_ms = 50 + 100 * (uint64_t)i; /* 50, 150, 250 ms */
         k->fail = p->fail_b && i == 1;
         p->kids[i] = k;
     }
@@ -924,7 +924,7 @@ static void test_group_all_succeed(void **state)
     gparent_free(w, p);
 }
 
-/* B fails at 100 ms: C is cancelled, the group fails with B's error (one
+/* B fails at 150 ms: C is cancelled, the group fails with B's error (one
  * failure), and so does the parent that awaited it. */
 static void test_group_failure_cancels_siblings(void **state)
 {
@@ -967,7 +967,7 @@ static void test_group_parent_cancelled(void **state)
     struct world *w = world_new();
     struct gparent *p = gparent(w, LONG_MS, false);
     struct canceller c;
-    cancel_at(w->loop, &c, &p->task.fut, 75);
+    cancel_at(w->loop, &c, &p->task.fut, 100);
     cl_loop_run(w->loop);
     assert_string_equal(w->log, "A:start B:start C:start A:end A:cleanup G:finally(cancelled) "
                                 "B:cleanup(cancelled) C:cleanup(cancelled)");
