@@ -177,13 +177,25 @@ static void complete(struct cl_future *f, int err, intptr_t value, const char *m
     cl_future_unref(f);
 }
 
+/* A task or a combinator completes itself; setting one from outside is a bug
+ * (asyncio raises RuntimeError). */
+static void only_plain(const struct cl_future *f, const char *call)
+{
+    if (f->ops != &plain_ops && f->ops != &heap_plain_ops) {
+        fprintf(stderr, "%s: '%s' is a %s, which completes itself\n", call, f->name, f->ops->kind);
+        cl_die(__FILE__, __LINE__, call, EINVAL);
+    }
+}
+
 void cl_future_set(struct cl_future *f, intptr_t value)
 {
+    only_plain(f, "cl_future_set");
     complete(f, 0, value, NULL);
 }
 
 void cl_future_fail(struct cl_future *f, int err, const char *msg)
 {
+    only_plain(f, "cl_future_fail");
     complete(f, err, 0, msg);
 }
 

@@ -109,6 +109,7 @@ void cl_future_unref(struct cl_future *f);
 
 /* Complete it: with a result, an error, or as cancelled. Each is a no-op on a
  * future that is already done (set_result would raise; here the first wins).
+ * Setting or failing a task or a combinator dies: they complete themselves.
  * Loop thread only; other threads go through cl_loop_call_soon_threadsafe. */
 void cl_future_set(struct cl_future *f, intptr_t value);
 void cl_future_fail(struct cl_future *f, int err, const char *msg);

@@ -12,10 +12,12 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cl_check.h"
@@ -255,6 +257,25 @@ static void test_free_cancels_pending_tasks(void **state)
     assert_child_exit(&c, 0);
     assert_string_equal(c.out, "A:start B:start B:cleanup(cancelled) A:cleanup(cancelled)\n");
     assert_contains(c.err, "cl_loop_free: task 'stuck' #3 never finished its cleanup");
+}
+
+static int set_a_task(void *arg)
+{
+    (void)arg;
+    struct world *w = world_new();
+    struct worker *a = worker(w, "A", 0, 0);
+    cl_future_set(&a->task.fut, 1); /* dies */
+    return 0;
+}
+
+/* Only a plain future is set from outside; a task completes itself. */
+static void test_setting_a_task_dies(void **state)
+{
+    (void)state;
+    struct child c;
+    run_child(set_a_task, NULL, 30, &c);
+    assert_true(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT); /* cl_die aborts */
+    assert_contains(c.err, "cl_future_set: 'A' is a task, which completes itself");
 }
 
 /* ---- when a task runs, and in what order ---------------------------------- */
@@ -1156,6 +1177,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_free_cancels_pending_tasks),
+        cmocka_unit_test(test_setting_a_task_dies),
         cmocka_unit_test(test_task_starts_at_the_next_iteration),
         cmocka_unit_test(test_sleeps_end_in_deadline_order),
         cmocka_unit_test(test_sleep_zero_yields),
