@@ -27,8 +27,8 @@ static void set_phase(struct cl_loop *loop, const char *phase)
 
 static void count_step(struct cl_loop *loop)
 {
-    uint64_t n = atomic_load_explicit(&loop->steps, memory_order_relaxed);
-    atomic_store_explicit(&loop->steps, n + 1, memory_order_relaxed);
+    uint64_t n = atomic_load_explicit(loop->steps, memory_order_relaxed);
+    atomic_store_explicit(loop->steps, n + 1, memory_order_relaxed);
 }
 
 /* Between two callbacks, as CPython's eval loop checks between bytecodes: hand
@@ -141,7 +141,7 @@ void cl_timer_start_at(struct cl_loop *loop, struct cl_timer *t, uint64_t at_ns)
     cl_timer_stop(loop, t);
     if (loop->nheap == loop->heap_cap) {
         if (loop->heap_cap >= UINT32_MAX / 2)
-            cl_die(__FILE__, __LINE__, "cl_timer_start: too many timers", ENOMEM);
+            cl_fatal("cl_timer_start: more than %u timers armed at once", UINT32_MAX / 2);
         loop->heap_cap *= 2;
         loop->heap = xrealloc(loop->heap, loop->heap_cap, sizeof *loop->heap);
     }
@@ -325,7 +325,8 @@ struct cl_loop *cl_loop_new(const struct cl_loop_opts *opts)
     atomic_init(&loop->stop, false);
     atomic_init(&loop->phase, "not running");
     atomic_init(&loop->running, NULL);
-    atomic_init(&loop->steps, 0);
+    atomic_init(&loop->own_steps, 0);
+    loop->steps = opts != NULL && opts->steps != NULL ? opts->steps : &loop->own_steps;
     atomic_init(&loop->tasks, NULL);
     loop->now_ns = cl_now_ns();
     if (opts != NULL && opts->gil != NULL) {
@@ -420,7 +421,7 @@ static void iterate(struct cl_loop *loop)
 void cl_loop_run(struct cl_loop *loop)
 {
     if (loop->in_run)
-        cl_die(__FILE__, __LINE__, "cl_loop_run: the loop is already running", EBUSY);
+        cl_fatal("cl_loop_run: the loop is already running (runs do not nest)");
     loop->in_run = true;
     if (loop->gil != NULL)
         cl_gil_take(loop->gil, &loop->gil_thread);

@@ -79,6 +79,11 @@ struct cl_loop_opts {
      * (and drops while it waits in epoll_wait), as CPython's loop thread does. */
     struct cl_gil *gil;
     int gil_id; /* the loop thread's id among the GIL's users */
+    /* NULL, or a counter to add one to for each callback run, in place of the
+     * loop's own: a .run variant passes &run->workers[0].progress, so that the
+     * runner's watchdog counts the loop's callbacks as progress. The loop
+     * thread must be its only writer (a load and a store, no locked add). */
+    _Atomic uint64_t *steps;
 };
 
 struct cl_tasks; /* cl_task.c's registry of tasks */
@@ -121,7 +126,8 @@ struct cl_loop {
     /* For the watchdog: read them from any thread (relaxed atomics). */
     _Atomic(const char *) phase;   /* "waiting in epoll_wait", "running callbacks", ... */
     _Atomic(const char *) running; /* name of the task being stepped, or NULL */
-    _Atomic uint64_t steps;        /* callbacks run so far: the loop's progress */
+    _Atomic uint64_t *steps;       /* callbacks run so far (opts.steps or own_steps) */
+    _Atomic uint64_t own_steps;
 
     /* Tasks (cl_task.c): the registry, and what cl_loop_free must do first. */
     _Atomic(struct cl_tasks *) tasks;

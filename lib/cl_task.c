@@ -15,7 +15,7 @@
  * reader on another thread never finds a slot freed under it: it loads the count
  * of chunks and each chunk's pointer (release/acquire), then each slot's atomics. */
 
-#define SLOT_CHUNKS 32
+#define SLOT_CHUNKS 23 /* 1024 x (2^23 - 1) slots: more than a uint32_t counts */
 #define SLOT_FIRST  1024u
 
 struct cl_tasks {
@@ -44,11 +44,11 @@ static uint32_t slot_take(struct cl_tasks *r)
         r->free_head = slot_at(r, i)->next_free;
         return i;
     }
+    if (r->used == UINT32_MAX)
+        cl_fatal("cl_task_new: more than %u tasks at once", UINT32_MAX);
     uint32_t i = r->used++;
     unsigned k = 63u - (unsigned)__builtin_clzll(i / SLOT_FIRST + 1);
     if (k >= atomic_load_explicit(&r->nchunks, memory_order_relaxed)) {
-        if (k >= SLOT_CHUNKS)
-            cl_die(__FILE__, __LINE__, "cl_task_new: too many tasks", ENOMEM);
         struct cl_task_slot *chunk =
             cl_xcalloc((size_t)SLOT_FIRST << k, sizeof(struct cl_task_slot));
         atomic_store_explicit(&r->chunks[k], chunk, memory_order_release);
@@ -181,10 +181,8 @@ static void complete(struct cl_future *f, int err, intptr_t value, const char *m
  * (asyncio raises RuntimeError). */
 static void only_plain(const struct cl_future *f, const char *call)
 {
-    if (f->ops != &plain_ops && f->ops != &heap_plain_ops) {
-        fprintf(stderr, "%s: '%s' is a %s, which completes itself\n", call, f->name, f->ops->kind);
-        cl_die(__FILE__, __LINE__, call, EINVAL);
-    }
+    if (f->ops != &plain_ops && f->ops != &heap_plain_ops)
+        cl_fatal("%s: '%s' is a %s, which completes itself", call, f->name, f->ops->kind);
 }
 
 void cl_future_set(struct cl_future *f, intptr_t value)
@@ -260,7 +258,7 @@ struct cl_task *cl_task_new(struct cl_loop *loop, cl_task_fn *fn, size_t frame_s
                             const char *name)
 {
     if (frame_size < sizeof(struct cl_task))
-        cl_die(__FILE__, __LINE__, "cl_task_new: frame smaller than struct cl_task", EINVAL);
+        cl_fatal("cl_task_new: a frame of %zu bytes is smaller than struct cl_task", frame_size);
     struct cl_tasks *r = registry(loop);
     struct cl_task *t = cl_xcalloc(1, frame_size);
     adopt(&t->fut, loop, name, &task_ops);
@@ -908,7 +906,7 @@ static void shutdown_tasks(struct cl_loop *loop)
 
 uint64_t cl_loop_progress(void *loop)
 {
-    return atomic_load_explicit(&((struct cl_loop *)loop)->steps, memory_order_relaxed);
+    return atomic_load_explicit(((struct cl_loop *)loop)->steps, memory_order_relaxed);
 }
 
 static void report_slot(int fd, struct cl_task_slot *s, const char *name, uint64_t now)
@@ -939,7 +937,7 @@ void cl_task_report(int fd, struct cl_loop *loop, size_t max_lines)
     if (running != NULL)
         dprintf(fd, ", stepping task '%s'", running);
     dprintf(fd, " (%llu callbacks run)\n",
-            (unsigned long long)atomic_load_explicit(&loop->steps, memory_order_relaxed));
+            (unsigned long long)atomic_load_explicit(loop->steps, memory_order_relaxed));
     struct cl_tasks *r = atomic_load_explicit(&loop->tasks, memory_order_acquire);
     if (r == NULL)
         return;

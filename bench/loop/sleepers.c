@@ -9,6 +9,7 @@
 
 #include "args.h"
 #include "cl_check.h"
+#include "cl_exit.h"
 #include "cl_json.h"
 #include "cl_task.h"
 #include "cl_time.h"
@@ -36,13 +37,13 @@ static uint64_t rss_bytes(void)
     FILE *f = fopen("/proc/self/statm", "r");
     if (f == NULL) {
         perror("loop-sleepers: /proc/self/statm");
-        exit(1);
+        exit(CL_EXIT_REFUSED);
     }
     char *line = fgets(buf, sizeof buf, f);
     fclose(f);
     if (line == NULL) {
         fprintf(stderr, "loop-sleepers: /proc/self/statm is empty\n");
-        exit(1);
+        exit(CL_EXIT_REFUSED);
     }
     strtoull(buf, &end, 10);
     uint64_t pages = strtoull(end, NULL, 10);
@@ -73,12 +74,12 @@ int main(int argc, char **argv)
     int rc = parse_flags(argc, argv, "N tasks on one cl_loop thread, each sleeping once.", flags,
                          sizeof flags / sizeof flags[0]);
     if (rc != 0)
-        return rc == 1 ? 0 : 2;
+        return rc == 1 ? CL_EXIT_OK : CL_EXIT_USAGE;
 
     struct cl_loop *loop = cl_loop_new(NULL);
     if (loop == NULL) {
         perror("loop-sleepers: cl_loop_new");
-        exit(1);
+        exit(CL_EXIT_REFUSED);
     }
     uint64_t rss0 = rss_bytes();
     uint64_t t0 = cl_now_ns();
@@ -100,7 +101,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "loop-sleepers: %llu finished, %llu asleep at half time, of %llu\n",
                 (unsigned long long)finished, (unsigned long long)p.sleeping,
                 (unsigned long long)n);
-        return 1;
+        return CL_EXIT_WRONG;
     }
 
     struct cl_json j;
@@ -114,5 +115,5 @@ int main(int argc, char **argv)
     cl_json_uint(&j, "task_frame_bytes", sizeof(struct sleeper));
     cl_json_uint(&j, "max_rss_kib", (uint64_t)ru.ru_maxrss);
     cl_json_end(&j);
-    return 0;
+    return CL_EXIT_OK;
 }

@@ -12,6 +12,7 @@
 
 #include "args.h"
 #include "cl_check.h"
+#include "cl_exit.h"
 #include "cl_json.h"
 #include "cl_task.h"
 #include "cl_time.h"
@@ -45,7 +46,7 @@ static uint64_t tasks_ns(uint64_t switches)
     struct cl_loop *loop = cl_loop_new(NULL);
     if (loop == NULL) {
         perror("loop-switch: cl_loop_new");
-        exit(1);
+        exit(CL_EXIT_REFUSED);
     }
     struct cl_future ball[2];
     struct player *p[2];
@@ -137,7 +138,7 @@ int main(int argc, char **argv)
     int rc = parse_flags(argc, argv, "A ping-pong between two tasks or two threads.", flags,
                          sizeof flags / sizeof flags[0]);
     if (rc != 0)
-        return rc == 1 ? 0 : 2;
+        return rc == 1 ? CL_EXIT_OK : CL_EXIT_USAGE;
     switches -= switches % 2;
     int pin = -1;
     if (cpu == 1) {
@@ -159,5 +160,5 @@ int main(int argc, char **argv)
     cl_json_real(&j, "seconds", cl_seconds(ns));
     cl_json_real(&j, "ns_per_switch", (double)ns / (double)switches);
     cl_json_end(&j);
-    return 0;
+    return CL_EXIT_OK;
 }

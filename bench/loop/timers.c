@@ -14,8 +14,9 @@
 
 #include "args.h"
 #include "cl_check.h"
-#include "cl_loop.h"
+#include "cl_exit.h"
 #include "cl_json.h"
+#include "cl_loop.h"
 #include "cl_time.h"
 
 static uint64_t fired;
@@ -45,13 +46,13 @@ int main(int argc, char **argv)
                          "million_timers benchmark.",
                          flags, sizeof flags / sizeof flags[0]);
     if (rc != 0)
-        return rc == 1 ? 0 : 2;
+        return rc == 1 ? CL_EXIT_OK : CL_EXIT_USAGE;
 
     struct cl_timer *timers = cl_xcalloc(n, sizeof *timers);
     struct cl_loop *loop = cl_loop_new(NULL);
     if (loop == NULL) {
         perror("loop-timers: cl_loop_new");
-        exit(1);
+        exit(CL_EXIT_REFUSED);
     }
 
     uint64_t before_all = cl_now_ns(), cpu0 = cpu_ns();
@@ -71,7 +72,7 @@ int main(int argc, char **argv)
     if (fired != n) {
         fprintf(stderr, "loop-timers: %llu of %llu timers fired\n", (unsigned long long)fired,
                 (unsigned long long)n);
-        return 1;
+        return CL_EXIT_WRONG;
     }
 
     struct cl_json j;
@@ -86,5 +87,5 @@ int main(int argc, char **argv)
     cl_json_real(&j, "init_cpu_ns", (double)(cpu1 - cpu0) / (double)n);
     cl_json_real(&j, "dispatch_cpu_ns", (double)(cpu2 - cpu1) / (double)n);
     cl_json_end(&j);
-    return 0;
+    return CL_EXIT_OK;
 }

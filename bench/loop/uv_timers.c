@@ -8,6 +8,7 @@
 
 #include "args.h"
 #include "cl_check.h"
+#include "cl_exit.h"
 #include "cl_json.h"
 #include "cl_time.h"
 
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
     int rc = parse_flags(argc, argv, "N one-shot timers on libuv: its million_timers benchmark.",
                          flags, sizeof flags / sizeof flags[0]);
     if (rc != 0)
-        return rc == 1 ? 0 : 2;
+        return rc == 1 ? CL_EXIT_OK : CL_EXIT_USAGE;
 
     uv_timer_t *timers = cl_xcalloc(n, sizeof *timers);
     uv_loop_t *loop = uv_default_loop();
@@ -73,7 +74,7 @@ int main(int argc, char **argv)
     if (fired != n || closed != n) {
         fprintf(stderr, "uv-timers: %llu fired and %llu closed of %llu timers\n",
                 (unsigned long long)fired, (unsigned long long)closed, (unsigned long long)n);
-        return 1;
+        return CL_EXIT_WRONG;
     }
 
     struct cl_json j;
@@ -89,5 +90,5 @@ int main(int argc, char **argv)
     cl_json_real(&j, "init_cpu_ns", (double)(cpu1 - cpu0) / (double)n);
     cl_json_real(&j, "dispatch_cpu_ns", (double)(cpu2 - cpu1) / (double)n);
     cl_json_end(&j);
-    return 0;
+    return CL_EXIT_OK;
 }

@@ -126,7 +126,9 @@ static void soon_cb(void *arg)
 static void test_call_soon_order(void **state)
 {
     (void)state;
-    struct cl_loop *loop = cl_loop_new(NULL);
+    _Atomic uint64_t steps = 5; /* the counter a watchdog would read */
+    struct cl_loop_opts opts = {.steps = &steps};
+    struct cl_loop *loop = cl_loop_new(&opts);
     struct log log = {0};
     struct soon later = {loop, &log, 99, NULL};
     struct soon first = {loop, &log, 1, &later};
@@ -150,6 +152,7 @@ static void test_call_soon_order(void **state)
     assert_int_equal(big.n, 60);
     for (int i = 0; i < 60; i++)
         assert_int_equal(big.seq[i], i);
+    assert_int_equal(atomic_load(&steps), 5 + 3 + 60); /* one per callback */
     cl_loop_free(loop);
 }
 
