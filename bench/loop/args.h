@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cl_exit.h"
+
 struct flag {
     const char *name; /* without the dashes */
     const char *help;
@@ -19,7 +21,7 @@ struct flag {
     const char *const *words; /* NULL-terminated, or NULL for a number */
 };
 
-/* 0: run; 1: --help was printed (exit 0); 2: bad input was reported (exit 2). */
+/* -1: run; else the exit status: 0 after --help, 2 after one line on bad input. */
 static inline int parse_flags(int argc, char **argv, const char *what, struct flag *flags, size_t n)
 {
     const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
@@ -39,7 +41,7 @@ static inline int parse_flags(int argc, char **argv, const char *what, struct fl
                 printf("\n      %s (default %s)\n", f->help, f->words[*f->value]);
             }
             printf("\nPrints one JSON object on a line.\n");
-            return 1;
+            return CL_EXIT_OK;
         }
         struct flag *f = NULL;
         for (size_t k = 0; k < n && f == NULL; k++)
@@ -47,11 +49,11 @@ static inline int parse_flags(int argc, char **argv, const char *what, struct fl
                 f = &flags[k];
         if (f == NULL) {
             fprintf(stderr, "%s: unknown option '%s' (try --help)\n", prog, argv[i]);
-            return 2;
+            return CL_EXIT_USAGE;
         }
         if (i + 1 == argc) {
             fprintf(stderr, "%s: --%s needs a value\n", prog, f->name);
-            return 2;
+            return CL_EXIT_USAGE;
         }
         const char *arg = argv[++i];
         if (f->words != NULL) {
@@ -63,7 +65,7 @@ static inline int parse_flags(int argc, char **argv, const char *what, struct fl
                 for (w = 0; f->words[w] != NULL; w++)
                     fprintf(stderr, "%s %s", w ? "," : "", f->words[w]);
                 fprintf(stderr, ", got '%s'\n", arg);
-                return 2;
+                return CL_EXIT_USAGE;
             }
             *f->value = w;
             continue;
@@ -76,11 +78,14 @@ static inline int parse_flags(int argc, char **argv, const char *what, struct fl
             fprintf(stderr,
                     "%s: --%s: expected an integer from %" PRIu64 " to %" PRIu64 ", got '%s'\n",
                     prog, f->name, f->min, f->max, arg);
-            return 2;
+            return CL_EXIT_USAGE;
         }
         *f->value = v;
     }
-    return 0;
+    return -1;
 }
+
+#define PARSE_FLAGS(argc, argv, what, flags)                                                       \
+    parse_flags((argc), (argv), (what), (flags), sizeof(flags) / sizeof((flags)[0]))
 
 #endif

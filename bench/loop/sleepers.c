@@ -71,10 +71,9 @@ int main(int argc, char **argv)
         {"tasks", "tasks, each sleeping once", &n, 1, 10000000, NULL},
         {"sleep-ms", "how long each one sleeps", &ms, 2, 60000, NULL},
     };
-    int rc = parse_flags(argc, argv, "N tasks on one cl_loop thread, each sleeping once.", flags,
-                         sizeof flags / sizeof flags[0]);
-    if (rc != 0)
-        return rc == 1 ? CL_EXIT_OK : CL_EXIT_USAGE;
+    int rc = PARSE_FLAGS(argc, argv, "N tasks on one cl_loop thread, each sleeping once.", flags);
+    if (rc >= 0)
+        return rc;
 
     struct cl_loop *loop = cl_loop_new(NULL);
     if (loop == NULL) {

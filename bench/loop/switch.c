@@ -135,10 +135,9 @@ int main(int argc, char **argv)
         {"switches", "hand-offs in all (even)", &switches, 2, 1000000000, NULL},
         {"cpus", "threads only: where the scheduler may run them", &cpu, 0, 0, cpus},
     };
-    int rc = parse_flags(argc, argv, "A ping-pong between two tasks or two threads.", flags,
-                         sizeof flags / sizeof flags[0]);
-    if (rc != 0)
-        return rc == 1 ? CL_EXIT_OK : CL_EXIT_USAGE;
+    int rc = PARSE_FLAGS(argc, argv, "A ping-pong between two tasks or two threads.", flags);
+    if (rc >= 0)
+        return rc;
     switches -= switches % 2;
     int pin = -1;
     if (cpu == 1) {
