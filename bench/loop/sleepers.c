@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -50,6 +51,13 @@ static uint64_t rss_bytes(void)
     return pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    CL_SYS(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts));
+    return (uint64_t)ts.tv_sec * CL_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
 /* Halfway through the sleep: every task has armed its timer and waits. */
 struct probe {
     struct cl_timer timer;
@@ -81,7 +89,7 @@ int main(int argc, char **argv)
         exit(CL_EXIT_REFUSED);
     }
     uint64_t rss0 = rss_bytes();
-    uint64_t t0 = cl_now_ns();
+    uint64_t t0 = cl_now_ns(), cpu0 = cpu_ns();
     for (uint64_t i = 0; i < n; i++) {
         struct sleeper *s =
             (struct sleeper *)cl_task_new(loop, sleeper_run, sizeof(struct sleeper), "sleeper");
@@ -92,7 +100,7 @@ int main(int argc, char **argv)
     cl_timer_start(loop, &p.timer, CL_MS(ms) / 2);
     uint64_t t1 = cl_now_ns();
     cl_loop_run(loop);
-    uint64_t t2 = cl_now_ns();
+    uint64_t t2 = cl_now_ns(), cpu2 = cpu_ns();
     cl_loop_free(loop);
     struct rusage ru;
     CL_SYS(getrusage(RUSAGE_SELF, &ru));
@@ -110,6 +118,7 @@ int main(int argc, char **argv)
     cl_json_uint(&j, "sleep_ms", ms);
     cl_json_real(&j, "wall_s", cl_seconds(t2 - t0));
     cl_json_real(&j, "create_s", cl_seconds(t1 - t0));
+    cl_json_real(&j, "cpu_s", cl_seconds(cpu2 - cpu0)); /* the wall time less the waiting */
     cl_json_real(&j, "rss_per_task_bytes", (double)(p.rss - rss0) / (double)n);
     cl_json_uint(&j, "task_frame_bytes", sizeof(struct sleeper));
     cl_json_uint(&j, "max_rss_kib", (uint64_t)ru.ru_maxrss);

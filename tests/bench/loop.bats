@@ -68,7 +68,8 @@ json_line() { # exactly one line of output, a JSON object with every key named
 @test "loop-sleepers: every task sleeps, and the memory per task is measured" {
     run --separate-stderr "$B/loop-sleepers" --tasks 3000 --sleep-ms 20
     assert_success
-    json_line program tasks sleep_ms wall_s create_s rss_per_task_bytes task_frame_bytes max_rss_kib
+    json_line program tasks sleep_ms wall_s create_s cpu_s rss_per_task_bytes task_frame_bytes \
+        max_rss_kib
     jq -e '.tasks == 3000 and .sleep_ms == 20 and .wall_s >= 0.02' <<<"$output"
 }
 
