@@ -103,8 +103,10 @@ cpu_args() { echo --threads 2 --iters 6000; }
         # no switch: a lower bound, as long as the CPU-bound thread takes the GIL
         # back while the I/O thread is in its call. With 20 ms calls that needs a
         # wake-up within 20 ms, not luck (at 0.5 ms, a busy machine misses it).
+        # Throughput against the alone phase is a benchmark figure: at 1 ms the
+        # convoy costs 5% of a 20 ms call, within a busy machine's noise.
         jq -e --argjson ms "$ms" '.exact and .metrics.p50_us >= $ms * 1000 * 0.95 and
-               .metrics.alone_p50_us < .metrics.p50_us and .metrics.per_s < .metrics.alone_per_s
+               .metrics.alone_p50_us < .metrics.p50_us
                and .metrics.forced_drops >= 10 and .ops == 40' <<<"$output" >/dev/null ||
             fail "interval $ms ms: $output"
     done
