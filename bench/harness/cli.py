@@ -32,6 +32,10 @@ class UsageError(Exception):
     """One line on stderr, exit 2."""
 
 
+def say(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         if message.startswith("unrecognized arguments: "):
@@ -48,7 +52,7 @@ def parse_args(argv):
         prog=PROG,
         description="Times the demos' variants as bench/<chapter>.toml declares (hyperfine), collects their own "
         "--json metrics, draws the charts (gnuplot) and writes REPORT.md with the provenance of the run. "
-        "Variants tagged 'hangs' are never timed.",
+        "No selector (@all, @tag:T) picks a variant tagged 'hangs'.",
         epilog="exit: 0 everything ran, 1 something failed (listed in REPORT.md and failures.txt), "
         "2 usage error or unusable build, 130 interrupted",
     )
@@ -116,8 +120,7 @@ class Run:
         self.figures = {}  # chapter -> [Figure]
         self.prov_label = ""
 
-    def say(self, msg):
-        print(msg, file=sys.stderr, flush=True)
+    say = staticmethod(say)
 
     def fail(self, ch, exp, msg):
         msg = " ".join(str(msg).split("\n"))
@@ -407,7 +410,7 @@ def check_build(runner, build):
     return {k: get(k) for k in keys}
 
 
-def find_chapters(build, only, exp_dir, say):
+def find_chapters(build, only, exp_dir):
     demos = sorted(d.name for d in (build / "demos").glob("*/") if os.access(d / d.name, os.X_OK) and (d / d.name).is_file())
     if not demos:
         raise UsageError(f"no demos found under {build}/demos/ (build first: ninja -C {build})")
@@ -439,7 +442,7 @@ def main(argv):
     try:
         return _main(argv, t0)
     except UsageError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
+        say(f"{PROG}: {e}")
         return 2
 
 
@@ -463,8 +466,7 @@ def _main(argv, t0):
     build = build.resolve()
     probe = Runner()
     buildopts = check_build(probe, build)
-    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    chapters, skipped = find_chapters(build, args.only, exp_dir.resolve(), say)
+    chapters, skipped = find_chapters(build, args.only, exp_dir.resolve())
 
     host = socket.gethostname().split(".")[0]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

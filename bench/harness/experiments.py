@@ -6,6 +6,7 @@ Every kind gets `run` (the Run of bench/harness/cli.py: runner, out, say, fail,
 draw, metrics), the chapter and the experiment's resolved settings."""
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -30,15 +31,21 @@ def expand(template, values):
     return [w.format_map(values) if "{" in w else w for w in words]
 
 
-def shown(template, chapter):
-    """A command as REPORT.md shows it: the demo by its name, paths relative."""
-    return template.replace("{demo}", chapter).replace("{source}/", "").replace("{build}/", "")
+class _Keep(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def shown(template, chapter, values=None):
+    """A command as REPORT.md shows it: the demo by its name, paths relative, and
+    the placeholders in values filled in (the others left as they are)."""
+    t = template.replace("{demo}", chapter).replace("{source}/", "").replace("{build}/", "")
+    return t.format_map(_Keep(values)) if values else t
 
 
 def installed(program):
     if "/" in program:
-        p = Path(program)
-        return p.is_file() and p.stat().st_mode & 0o111
+        return Path(program).is_file() and os.access(program, os.X_OK)
     return shutil.which(program) is not None
 
 
@@ -80,7 +87,7 @@ def parse_json_lines(text):
     return objs, bad
 
 
-def metrics_runs(run, chapter, name, exp, argvs, configs):
+def metrics_runs(run, chapter, name, exp, argvs, configs, cnames):
     """Each configuration's --json runs, interleaved (every configuration once,
     then every one again): a machine that slows down over the minutes then slows
     every configuration alike. The lines go to <chapter>.metrics.jsonl."""
@@ -100,7 +107,7 @@ def metrics_runs(run, chapter, name, exp, argvs, configs):
                     continue
                 r = run.runner.run(FRESH + argvs[i] + ["--json"], timeout=exp["timeout"])
                 objs, bad = parse_json_lines(r.out)
-                what = f"{ch} {' '.join(argvs[i][1:])} --json"
+                what = f"{cnames[i]} --json"
                 first = (r.err.splitlines() or [""])[0]
                 if not objs:
                     run.fail(ch, name, f"{what} printed no JSON (exit {r.rc}): {first}")
@@ -174,10 +181,10 @@ def run_hyperfine(run, chapter, name, exp):
     configs = data.configurations(params, exp["exclude"])
     argvs = [expand(exp["command"], values | c) for c in configs]
     cmd_shown = shown(exp["command"], ch)
-    cnames = [shown(exp["command"], ch).format_map(c) for c in configs]
+    cnames = [shown(exp["command"], ch, c) for c in configs]
 
     if exp["metrics_runs"]:
-        metrics_runs(run, chapter, name, exp, argvs, configs)
+        metrics_runs(run, chapter, name, exp, argvs, configs, cnames)
     rounds, rc = hyperfine_rounds(run, base, exp, cnames, [shlex.join(a) for a in argvs])
 
     ps = "".join(f"`{p}` = {', '.join(v)}; " for p, v in params.items())
@@ -266,12 +273,12 @@ def run_trace(run, chapter, name, exp):
     file = exp.get("trace_file") or f"{ch}-{name}.trace.csv"
     tmp = run.out.temp(file, suffix=Path(file).suffix)
     samples_tmp = tmp.with_suffix(".samples.tsv")
-    part += [f"Command: `{shown(exp['command'], ch).format_map(cfg | {'trace': file, 'nproc': run.nproc})}`", ""]
+    part += [f"Command: `{shown(exp['command'], ch, cfg | {'trace': file})}`", ""]
     try:
         r = run.runner.run(FRESH + expand(exp["command"], values | {"trace": str(tmp)}), timeout=exp["timeout"])
         if r.rc != exp["exit"] or tmp.stat().st_size == 0:
             first = (r.err.splitlines() or [""])[0]
-            run.fail(ch, name, f"{ch} {shown(exp['command'], ch).format_map(cfg | {'trace': file})} exited {r.rc}: {first}")
+            run.fail(ch, name, f"{shown(exp['command'], ch, cfg | {'trace': file})} exited {r.rc}: {first}")
             return part + [f"**FAILED**: the command exited {r.rc}.", ""]
         run.out.commit(tmp, file)
         samples = Path(file).with_suffix(".samples.tsv").name

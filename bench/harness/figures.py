@@ -89,14 +89,10 @@ class Summary:
         no parameter, the line's own field, e.g. variant) match sel."""
         out = []
         for m in self._metrics:
-            b = m["_bench"]
-            if b["experiment"] != exp:
-                continue
-            if all(
-                (b["params"][k] if k in b["params"] else str(m.get(k))) in ([str(x) for x in v] if isinstance(v, list) else [str(v)])
-                for k, v in (sel or {}).items()
-            ):
-                out.append(m)
+            if m["_bench"]["experiment"] == exp:
+                fields = {k: str(v) for k, v in m.items() if isinstance(v, (str, int, float))}
+                if data.matches(fields | m["_bench"]["params"], sel or {}):
+                    out.append(m)
         return out
 
     def per_run(self, exp, sel, of):
