@@ -102,14 +102,14 @@ def process_age():
 class Run:
     """One run of the harness: its settings, its output folder and what it found."""
 
-    def __init__(self, args, build, chapters, out, t0):
+    def __init__(self, args, build, chapters, out, t0, runner):
         self.quick = args.quick
         self.only = args.only
         self.build = build
         self.chapters = chapters
         self.out = out
         self.t0 = t0  # monotonic time at which this process started
-        self.runner = Runner()
+        self.runner = runner
         self.nproc = os.cpu_count() or 1
         self.failures = []  # (chapter, experiment, message)
         self.metrics = {}  # chapter -> its --json lines
@@ -439,14 +439,20 @@ def find_chapters(build, only, exp_dir):
 
 def main(argv):
     t0 = time.monotonic() - process_age()
+    runner = Runner()
+    runner.install_signals()
     try:
-        return _main(argv, t0)
+        return _main(argv, t0, runner)
     except UsageError as e:
         say(f"{PROG}: {e}")
         return 2
+    except Interrupted:  # before the output folder exists
+        runner.stop_all()
+        say(f"{PROG}: interrupted")
+        return 130
 
 
-def _main(argv, t0):
+def _main(argv, t0, runner):
     args = parse_args(argv)
     if args.compare:
         try:
@@ -464,8 +470,7 @@ def _main(argv, t0):
     if not build.is_dir():
         raise UsageError(f"build folder '{build}' not found (meson setup {build} && ninja -C {build})")
     build = build.resolve()
-    probe = Runner()
-    buildopts = check_build(probe, build)
+    buildopts = check_build(runner, build)
     chapters, skipped = find_chapters(build, args.only, exp_dir.resolve())
 
     host = socket.gethostname().split(".")[0]
@@ -478,10 +483,8 @@ def _main(argv, t0):
     if any(not p.name.startswith(".") for p in out_path.iterdir()):
         say(f"note: {out_path} is not empty; this run's files replace those of the same name")
     out = OutDir(out_path.resolve())
-    run = Run(args, build, chapters, out, t0)
-    run.runner.child_wall = probe.child_wall
+    run = Run(args, build, chapters, out, t0, runner)
     run.host, run.argv, run.buildopts = host, argv, buildopts
-    run.runner.install_signals()
     try:
         return _run(run, chapters, skipped)
     except Interrupted:
