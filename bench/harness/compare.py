@@ -77,9 +77,9 @@ def figures_table(a, b):
     out = [
         "",
         "Summary figures (each chapter's checks, from `<chapter>.summary.json`): B / A with its 95% "
-        "interval over both runs' rounds (a bootstrap when both have 10 or more, the two order-statistic "
-        "intervals combined when both have 6 or more, none below); the runs agree on a figure when that "
-        f"interval lies within {stats.AGREE[0]:.2f}–{stats.AGREE[1]:.2f}.",
+        "interval over both runs' rounds (a bootstrap of the ratio of medians when both have 10 or more, "
+        "the rank-based interval of all the ratios b / a when both have 6 or more, none below); the runs "
+        f"agree on a figure when that interval lies within {stats.AGREE[0]:.2f}–{stats.AGREE[1]:.2f}.",
         "",
         "| chapter | figure | A | B | B / A | interval | agree |",
         "|:--|:--|--:|--:|--:|--:|:--|",
@@ -101,7 +101,7 @@ def figures_table(a, b):
             ok = stats.agrees(r)
             agree += ok
         cell = lambda f, e: stats.fmt_estimate(e, f.get("unit", "")) if e.n else fmt(f["value"]) + f.get("unit", "")  # noqa: E731
-        interval = f"{fmt(r.lo)}–{fmt(r.hi)}" if r.has_interval else (f"n={r.n}" if r.n else "–")
+        interval = f"{fmt(r.lo)}–{fmt(r.hi)}" if r.has_interval else (f"n={r.n}" if 0 < r.n < stats.INTERVAL_FROM else "–")
         verdict = "–" if ok is None else "yes" if ok else "**no**"
         out.append(f"| {k[0]} | {fa.get('what') or k[1]} | {cell(fa, ea)} | {cell(fb, eb)} | {fmt(r.value)} | {interval} | {verdict} |")
     counted_n = sum(a["figures"][k]["counted"] and b["figures"][k]["counted"] for k in keys)

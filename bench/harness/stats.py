@@ -5,6 +5,8 @@ one per --json run (a metric). Its interval, at 95%:
   n >= 10      percentile bootstrap of the median (10,000 resamples, fixed seed);
   6 <= n < 10  the order-statistic interval of the median (distribution-free);
   n < 6        none: the figure is shown as `n=K` and never PASS or FAIL.
+Two runs' figure B / A: a bootstrap from 10 rounds each, the rank-based interval of
+all the ratios b / a from 6 (ratio_estimate).
 """
 
 import math
@@ -100,28 +102,60 @@ def estimate(samples):
     return Estimate(value, lo, hi, n, "bootstrap")
 
 
+def rank_sum_counts(n, m):
+    """counts[u]: how many of the C(n+m, n) orderings of two samples of sizes n and
+    m have Mann-Whitney U = u (the pairs where b's value is below a's)."""
+    # f[i][j]: the counts for samples of sizes i and j, by U
+    f = [[[1] for _ in range(m + 1)] for _ in range(n + 1)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            # the largest of all is an a (U grows by j) or a b (U unchanged)
+            x, y = f[i - 1][j], f[i][j - 1]
+            c = [0] * (i * j + 1)
+            for u, v in enumerate(x):
+                c[u + j] += v
+            for u, v in enumerate(y):
+                c[u] += v
+            f[i][j] = c
+    return f[n][m]
+
+
+def shift_interval(a, b, level=LEVEL):
+    """The distribution-free interval of B / A from two small samples: the order
+    statistics of all the ratios b_j / a_i, at the ranks the Mann-Whitney
+    distribution gives (the Hodges-Lehmann interval, on a log scale). None if a
+    value is not positive or the samples are too small for the level."""
+    if min(a + b) <= 0:
+        return None
+    d = sorted(math.log(y) - math.log(x) for x in a for y in b)
+    counts = rank_sum_counts(len(a), len(b))
+    total, tail, k = sum(counts), 0, 0
+    while tail + counts[k] <= (1 - level) / 2 * total:
+        tail += counts[k]
+        k += 1
+    if k == 0:
+        return None
+    return math.exp(d[k - 1]), math.exp(d[len(d) - k])
+
+
 def ratio_estimate(a_samples, b_samples):
-    """B / A of two runs' figures: the ratio of their medians, with an interval
+    """B / A of two runs' figures: the ratio of their medians, with a 95% interval
     over both runs' rounds. Both n >= 10: a bootstrap resampling each run's rounds
-    on its own; otherwise, both n >= 6: the order-statistic intervals combined
-    (B's low end over A's high end, and the reverse), which is conservative."""
-    a, b = estimate(a_samples), estimate(b_samples)
-    if a.value in (None, 0) or b.value is None:
+    on its own; both n >= 6: the rank-based interval of shift_interval."""
+    xa = sorted(x for x in a_samples if x is not None and math.isfinite(x))
+    xb = sorted(x for x in b_samples if x is not None and math.isfinite(x))
+    if not xa or not xb or statistics.median(xa) == 0:
         return Estimate(None)
-    value = b.value / a.value
-    n = min(a.n, b.n)
-    if not (a.has_interval and b.has_interval) or a.lo <= 0 <= a.hi:
-        return Estimate(value, n=n)
-    if a.method == b.method == "bootstrap":
+    value = statistics.median(xb) / statistics.median(xa)
+    n = min(len(xa), len(xb))
+    if n >= BOOTSTRAP_FROM and min(xa) > 0:
         rng = random.Random(SEED)
-        xa = [x for x in a_samples if x is not None and math.isfinite(x)]
-        xb = [x for x in b_samples if x is not None and math.isfinite(x)]
         ma, mb = bootstrap_medians(xa, rng), bootstrap_medians(xb, rng)
-        ratios = [y / x for x, y in zip(ma, mb) if x != 0]
-        lo, hi = percentile_interval(ratios)
+        lo, hi = percentile_interval([y / x for x, y in zip(ma, mb)])
         return Estimate(value, lo, hi, n, "bootstrap")
-    ends = [b.lo / a.lo, b.lo / a.hi, b.hi / a.lo, b.hi / a.hi]
-    return Estimate(value, min(ends), max(ends), n, "order statistics")
+    if n >= INTERVAL_FROM and (iv := shift_interval(xa, xb)):
+        return Estimate(value, iv[0], iv[1], n, "rank")
+    return Estimate(value, n=n)
 
 
 def agrees(est):

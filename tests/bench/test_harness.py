@@ -3,6 +3,7 @@
 whole harness through its command line; these pin the pieces down exactly."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -101,13 +102,22 @@ def test_a_goal_that_is_not_understood_is_an_error():
 def test_b_over_a_by_bootstrap_when_both_runs_have_10_rounds():
     r = stats.ratio_estimate(XS, [x * 1.5 for x in XS])
     assert (r.value, r.method, r.n) == (1.5, "bootstrap", 10)
-    assert (r.lo, r.hi) == (1.3863636363636365, 1.6276595744680853)
+    assert (r.lo, r.hi) == (1.3785714285714283, 1.6276595744680853)
     assert not stats.agrees(r)
 
 
-def test_b_over_a_combines_the_order_statistic_intervals_below_10():
+def test_b_over_a_from_the_ranks_of_all_ratios_below_10():
+    # the Mann-Whitney critical values: n = m = 6..9 at 5% two-sided, U <= 5, 8, 13, 17
+    for n, u in ((6, 5), (7, 8), (8, 13), (9, 17)):
+        c = stats.rank_sum_counts(n, n)
+        assert sum(c) == math.comb(2 * n, n)
+        assert sum(c[: u + 1]) / sum(c) <= 0.025 < sum(c[: u + 2]) / sum(c)
     r = stats.ratio_estimate(XS[:7], [x * 1.5 for x in XS[:8]])
-    assert (r.value, r.lo, r.hi, r.method) == (1.5, 1.0625, 2.1176470588235294, "order statistics")
+    assert (r.value, r.lo, r.hi, r.n, r.method) == (1.5, 1.2954545454545452, 1.7368421052631582, 7, "rank")
+    r = stats.ratio_estimate(XS[:6], XS[:6])  # 36 ratios: the 6th smallest to the 6th largest
+    d = sorted(y / x for x in XS[:6] for y in XS[:6])
+    assert (r.lo, r.hi) == pytest.approx((d[5], d[30]))
+    assert stats.ratio_estimate([-1.0] * 7, XS[:7]).has_interval is False  # no logs of a sample at 0 or below
 
 
 def test_runs_agree_when_b_over_a_lies_within_090_to_110():
@@ -115,7 +125,7 @@ def test_runs_agree_when_b_over_a_lies_within_090_to_110():
     assert not stats.agrees(stats.Estimate(1.0, 0.89, 1.05, 10, "bootstrap"))
     assert not stats.agrees(stats.Estimate(1.0, n=3))
     r = stats.ratio_estimate(XS, XS)  # a run against itself: 1, inside
-    assert (r.value, r.lo, r.hi) == (1.0, 0.9242424242424243, 1.0851063829787235) and stats.agrees(r)
+    assert (r.value, r.lo, r.hi) == (1.0, 0.919047619047619, 1.0851063829787235) and stats.agrees(r)
 
 
 def test_fmt_keeps_three_significant_digits():
@@ -407,14 +417,15 @@ def test_compare_reads_a_v1_folder(tmp_path):
 
 
 def test_compare_counts_settled_and_agreeing_figures(tmp_path):
-    a = v2_folder(tmp_path / "a", {"same": XS, "moved": XS, "wide": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "few": [1, 2]})
-    b = v2_folder(tmp_path / "b", {"same": XS, "moved": [x * 1.5 for x in XS], "wide": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "few": [1, 2]})
+    a = v2_folder(tmp_path / "a", {"same": XS, "moved": XS, "wide": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "few": [1, 2], "seven": XS[:7]})
+    b = v2_folder(tmp_path / "b", {"same": XS, "moved": [x * 1.5 for x in XS], "wide": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "few": [1, 2], "seven": XS[:7]})
     out = compare.compare(a, b).splitlines()
-    assert "| race | same | 1× (0.94–1.06) | 1× (0.94–1.06) | 1 | 0.924–1.09 | yes |" in out
-    assert "| race | moved | 1× (0.94–1.06) | 1.5× (1.41–1.59) | 1.5 | 1.39–1.63 | **no** |" in out
+    assert "| race | same | 1× (0.94–1.06) | 1× (0.94–1.06) | 1 | 0.919–1.09 | yes |" in out
+    assert "| race | moved | 1× (0.94–1.06) | 1.5× (1.41–1.59) | 1.5 | 1.38–1.63 | **no** |" in out
     assert "| race | wide | 5.5× (3–8) | 5.5× (3–8) | 1 | 0.462–2.17 | – |" in out
     assert "| race | few | 1.5× (n=2) | 1.5× (n=2) | 1 | n=2 | – |" in out
-    assert out[-1] == "4 summary figures in both runs, 4 with samples in both; settled: 2 in A, 2 in B; of the 2 settled in both, 1 agree."
+    assert "| race | seven | 1× (0.85–1.2) | 1× (0.85–1.2) | 1 | 0.857–1.17 | – |" in out  # 9th of the 49 ratios from each end
+    assert out[-1] == "5 summary figures in both runs, 5 with samples in both; settled: 2 in A, 2 in B; of the 2 settled in both, 1 agree."
 
 
 def test_compare_refuses_a_folder_that_is_no_run(tmp_path):
