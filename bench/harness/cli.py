@@ -273,9 +273,10 @@ class Run:
         budget = chapter.doc.get("quick_budget_s", schema.DEFAULT_BUDGET_S)
         self.times.append((ch, took, budget))
         line = f"_This chapter took {took:.1f} s" + (f" (quick budget {budget:g} s)._" if self.quick else "._")
+        self.say(f"  {ch}: {took:.1f} s" + (f" (quick budget {budget:g} s)" if self.quick else ""))
         if self.quick and took > budget:
             line = f"**Over budget**: this chapter took {took:.1f} s, over its quick budget of {budget:g} s."
-            self.say(f"  note: {ch} took {took:.1f} s, over its quick budget of {budget:g} s")
+            self.say(f"  note: {ch} is over its quick budget")
         part[marker:marker] = [line, ""]
         self.parts.append(part)
         return k
