@@ -1,0 +1,1 @@
+"""conclab's benchmark harness: bench/run's driver (bench/README.md, "The driver")."""

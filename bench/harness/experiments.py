@@ -1,0 +1,340 @@
+"""The experiment kinds: each runs its commands through the Runner, writes its
+files atomically and returns its part of REPORT.md. A new kind is one function
+here, its name in KINDS and in schema.KINDS (bench/README.md, "Adding a kind").
+
+Every kind gets `run` (the Run of bench/harness/cli.py: runner, out, say, fail,
+draw, metrics), the chapter and the experiment's resolved settings."""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from . import data
+from .proc import TIMED_OUT
+
+
+# ------------------------------------------------------------ commands
+# Linux carries a process's peak RSS (ru_maxrss) across exec: a demo forked from
+# this 15-20 MB interpreter would report at least that as its own peak. Through a
+# small program that forks it (coreutils' timeout, its time limit 0: none), it
+# starts afresh, as under hyperfine. Every command the driver runs itself goes so.
+FRESH = ["timeout", "0"]
+
+
+def expand(template, values):
+    """The argv of a command template: split like a shell (quotes allowed), then
+    each {name} replaced by its value, so that a value stays one word."""
+    words = shlex.split(template)
+    return [w.format_map(values) if "{" in w else w for w in words]
+
+
+class _Keep(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def shown(template, chapter, values=None):
+    """A command as REPORT.md shows it: the demo by its name, paths relative, and
+    the placeholders in values filled in (the others left as they are)."""
+    t = template.replace("{demo}", chapter).replace("{source}/", "").replace("{build}/", "")
+    return t.format_map(_Keep(values)) if values else t
+
+
+def installed(program):
+    if "/" in program:
+        return Path(program).is_file() and os.access(program, os.X_OK)
+    return shutil.which(program) is not None
+
+
+def _secs(x):
+    return str(int(x)) if float(x) == int(x) else str(x)
+
+
+def header(chapter, name, exp):
+    title = exp.get("title") or f"{chapter.name} {name}"
+    out = [f"### {chapter.name} · {name}", "", title, ""]
+    if exp["description"]:
+        out += [exp["description"], ""]
+    return out, title
+
+
+def chart_vars(exp, x):
+    c = exp["chart"]
+    return {
+        "xlabel": c.get("xlabel", x),
+        "ylabel": c.get("ylabel", c.get("value", "ns_op")),
+        "logy": int(c.get("logy", False)),
+        "logx": int(c.get("logx", False)),
+        "ideal": c.get("ideal", 0),
+    }
+
+
+# ------------------------------------------------------------ hyperfine
+def parse_json_lines(text):
+    """(objects, bad lines) of a --json run's output: one JSON object a line."""
+    objs, bad = [], []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            o = json.loads(line)
+        except ValueError:
+            o = None
+        (objs if isinstance(o, dict) else bad).append(o if isinstance(o, dict) else line)
+    return objs, bad
+
+
+def metrics_runs(run, chapter, name, exp, argvs, configs, cnames):
+    """Each configuration's --json runs, interleaved (every configuration once,
+    then every one again): a machine that slows down over the minutes then slows
+    every configuration alike. The lines go to <chapter>.metrics.jsonl."""
+    ch = chapter.name
+    keep = [m for m in run.metrics[ch] if m["_bench"]["experiment"] != name]
+    new, failed = [], set()
+    reps = exp["metrics_runs"]
+    run.say(f"  metrics: {len(configs)} configurations x {reps} --json runs, interleaved")
+    tmp = run.out.temp(f"{ch}.metrics.jsonl")
+    with open(tmp, "w") as f:
+        for m in keep:
+            f.write(json.dumps(m) + "\n")
+        f.flush()
+        for rep in range(1, reps + 1):
+            for i, cfg in enumerate(configs):
+                if i in failed:
+                    continue
+                r = run.runner.run(FRESH + argvs[i] + ["--json"], timeout=exp["timeout"])
+                objs, bad = parse_json_lines(r.out)
+                what = f"{cnames[i]} --json"
+                first = (r.err.splitlines() or [""])[0]
+                if not objs:
+                    run.fail(ch, name, f"{what} printed no JSON (exit {r.rc}): {first}")
+                    failed.add(i)
+                elif r.rc != 0:
+                    killed = f" (killed after {_secs(exp['timeout'])}s)" if r.rc == TIMED_OUT else ""
+                    run.fail(ch, name, f"{what} exited {r.rc}{killed}: {first}")
+                    failed.add(i)
+                if bad and i not in failed:
+                    run.fail(ch, name, f"a --json run of {json.dumps(cfg)} printed a line that is not a JSON object")
+                if i in failed:
+                    continue
+                for o in objs:
+                    o["_bench"] = {"experiment": name, "params": cfg, "rep": rep, "exit": r.rc}
+                    f.write(json.dumps(o) + "\n")
+                    new.append(o)
+    run.out.commit(tmp, f"{ch}.metrics.jsonl")
+    run.metrics[ch] = keep + new
+
+
+def hyperfine_rounds(run, base, exp, names, cmdlines):
+    """`rounds` rounds of one hyperfine invocation, each timing every configuration
+    once (after `warmup` runs in the first round): in a round every configuration
+    meets the machine in the same state. Returns the rounds' JSON, or the status
+    of a hyperfine that failed."""
+    n = exp["rounds"]
+    run.say(f"  hyperfine: {len(cmdlines)} configurations x ({exp['warmup']} warm-up + {n} runs), in {n} interleaved rounds")
+    log = run.out.temp(f"{base}.hyperfine.log")
+    rounds, rc, warm = [], 0, exp["warmup"]
+    with open(log, "w") as f:
+        for r in range(1, n + 1):
+            f.write(f"# round {r} of {n}\n")
+            f.flush()
+            rj = run.out.temp(f"{base}.hyperfine.json")
+            argv = ["hyperfine", "-N", "--warmup", str(warm), "--runs", "1", "--ignore-failure"]
+            argv += ["--style", "basic", "--export-json", str(rj)]
+            for name, cmd in zip(names, cmdlines):
+                argv += ["--command-name", name, cmd]
+            limit = exp["timeout"] * (warm + 1) * len(cmdlines) + 60
+            res = run.runner.run(argv, timeout=limit, stdout=f, stderr=subprocess.STDOUT)
+            rc = res.rc
+            if rc == 0:
+                try:
+                    rounds.append(json.loads(rj.read_text()))
+                except ValueError:
+                    rc = -1
+            rj.unlink(missing_ok=True)
+            warm = 0
+            if rc != 0:
+                break
+    run.out.commit(log, f"{base}.hyperfine.log")
+    return rounds, rc
+
+
+def run_hyperfine(run, chapter, name, exp):
+    ch, base = chapter.name, f"{chapter.name}-{name}"
+    part, title = header(chapter, name, exp)
+    values = run.builtins(chapter)
+    argv0 = expand(exp["command"], values | {p: "" for p in exp["params"]})[0]
+    if not installed(argv0):
+        run.say(f"  skipped: {argv0} is not installed")
+        return part + [f"Skipped: `{Path(argv0).name if '/' in argv0 else argv0}` is not installed.", ""]
+
+    params = {}
+    for p, spec in exp["params"].items():
+        params[p] = data.expand_values(spec, chapter.variants, run.nproc)
+        if not params[p]:
+            run.fail(ch, name, f"parameter '{p}' has no values ('{spec}')")
+            return part + ["**FAILED**: a parameter has no values.", ""]
+    names = list(params)
+    configs = data.configurations(params, exp["exclude"])
+    argvs = [expand(exp["command"], values | c) for c in configs]
+    cmd_shown = shown(exp["command"], ch)
+    cnames = [shown(exp["command"], ch, c) for c in configs]
+
+    if exp["metrics_runs"]:
+        metrics_runs(run, chapter, name, exp, argvs, configs, cnames)
+    rounds, rc = hyperfine_rounds(run, base, exp, cnames, [shlex.join(a) for a in argvs])
+
+    ps = "".join(f"`{p}` = {', '.join(v)}; " for p, v in params.items())
+    warm = "after one warm-up " if exp["warmup"] == 1 else f"after {exp['warmup']} warm-up runs " if exp["warmup"] else ""
+    mruns = f"metrics: median of {exp['metrics_runs']} `--json` runs per configuration." if exp["metrics_runs"] else "no `--json` runs."
+    part += [
+        f"Command: `{cmd_shown}`, parameters: {ps}",
+        f"hyperfine `-N`, {exp['rounds']} interleaved rounds of one run per configuration {warm}(whole process: start-up included); {mruns}",
+        "",
+    ]
+    if rc != 0 or not rounds:
+        log = (run.out / f"{base}.hyperfine.log").read_text().splitlines()
+        why = next((line for line in log if "error" in line.lower()), log[-1] if log else "")
+        run.fail(ch, name, f"hyperfine failed (status {rc}), see {base}.hyperfine.log: {why}")
+        return part + [f"**FAILED**: hyperfine exited {rc}; see [{base}.hyperfine.log]({base}.hyperfine.log).", ""]
+
+    merged = data.merge_rounds(rounds, configs)
+    run.out.write_json(f"{base}.hyperfine.json", merged)
+    run.out.write(f"{base}.hyperfine.csv", data.hyperfine_csv(merged, names))
+    run.out.write(f"{base}.hyperfine.md", data.hyperfine_md(merged))
+    for r in merged["results"]:
+        if any(c != exp["exit"] for c in r["exit_codes"]):
+            line = f"{r['command']}: exit codes {','.join(str(c) for c in sorted(set(r['exit_codes'])))}"
+            run.fail(ch, name, line)
+            part += [f"**FAILED**: `{line}`", ""]
+
+    rows = data.derive_rows(merged, run.metrics[ch], name, exp["metrics"], exp["baseline"], exp["exit"])
+    run.out.write_json(f"{base}.rows.json", rows)
+    run.out.write(f"{base}.tsv", data.rows_tsv(rows, names, exp["metrics"]))
+    table = data.rows_md(rows, names, exp["metrics"], exp["baseline"])
+    run.out.write(f"{base}.md", table)
+    run.noise += [(ch, name, p, s) for p, s in data.noisy(rows)]
+    part += [table.rstrip("\n"), ""]
+    if t := data.takeaway(rows, names):
+        part.append(t)
+    note = ""
+    if exp["baseline"]:
+        b = ", ".join(str(v) for v in exp["baseline"].values())
+        note = (
+            f"`× {b}` = ns/op divided by the ns/op of `{b}` at the same other parameters, round by round, "
+            "then the median of the rounds (above 1: slower). "
+        )
+    part += [
+        note + "ns/op = hyperfine time / ops, where ops is what the demo reports doing (threads × iters unless "
+        "the variant caps it); in-process ns/op is the demo's own timing of the threaded part (median of its `--json` runs).",
+        "",
+    ]
+    part += hyperfine_chart(run, chapter, name, exp, rows, names, title)
+    part += [
+        f"Files: [hyperfine JSON]({base}.hyperfine.json) · [hyperfine CSV]({base}.hyperfine.csv) · "
+        f"[hyperfine Markdown]({base}.hyperfine.md) · [hyperfine log]({base}.hyperfine.log) · "
+        f"[table TSV]({base}.tsv) · [rows JSON]({base}.rows.json) · [metrics]({ch}.metrics.jsonl)",
+        "",
+    ]
+    return part
+
+
+def hyperfine_chart(run, chapter, name, exp, rows, names, title):
+    c = exp["chart"]
+    kind = c.get("kind", "none")
+    if kind == "none":
+        return []
+    base = f"{chapter.name}-{name}"
+    x = c.get("x", names[0])
+    value = c.get("value", "ns_op")
+    if kind == "bars":
+        tsv = data.bars_tsv(rows, x, value)
+    else:
+        series = c.get("series") or next((n for n in names if n != x), None)
+        tsv = data.lines_tsv(rows, x, series, value)
+    run.out.write(f"{base}.chart.tsv", tsv)
+    if run.draw(kind, run.out / f"{base}.chart.tsv", base, title, chart_vars(exp, x)):
+        return [f"![{title}]({base}.png)", "", f"[SVG]({base}.svg) · chart data [{base}.chart.tsv]({base}.chart.tsv)", ""]
+    run.fail(chapter.name, name, f"gnuplot could not draw plots/{kind}.gp")
+    return ["**FAILED**: no chart.", ""]
+
+
+# ----------------------------------------------------------------- trace
+def run_trace(run, chapter, name, exp):
+    """One run (not timed) with --trace into the output folder, and its chart."""
+    ch = chapter.name
+    cfg = {p: data.expand_values(v, chapter.variants, run.nproc)[0] for p, v in exp["params"].items()}
+    values = run.builtins(chapter) | cfg
+    exp = exp | {k: exp[k].format_map(values) for k in ("title", "description") if exp.get(k)}
+    part, title = header(chapter, name, exp)
+    file = exp.get("trace_file") or f"{ch}-{name}.trace.csv"
+    tmp = run.out.temp(file, suffix=Path(file).suffix)
+    samples_tmp = tmp.with_suffix(".samples.tsv")
+    part += [f"Command: `{shown(exp['command'], ch, cfg | {'trace': file})}`", ""]
+    try:
+        r = run.runner.run(FRESH + expand(exp["command"], values | {"trace": str(tmp)}), timeout=exp["timeout"])
+        if r.rc != exp["exit"] or tmp.stat().st_size == 0:
+            first = (r.err.splitlines() or [""])[0]
+            run.fail(ch, name, f"{shown(exp['command'], ch, cfg | {'trace': file})} exited {r.rc}: {first}")
+            return part + [f"**FAILED**: the command exited {r.rc}.", ""]
+        run.out.commit(tmp, file)
+        samples = Path(file).with_suffix(".samples.tsv").name
+        if samples_tmp.exists() and samples_tmp.stat().st_size:
+            run.out.commit(samples_tmp, samples)
+    finally:
+        tmp.unlink(missing_ok=True)
+        samples_tmp.unlink(missing_ok=True)
+    part += ["Its output:", "", "```", r.out.rstrip("\n"), "```", ""]
+    kind = exp["chart"].get("kind", "timeline")
+    if kind == "none":
+        return part
+    src = run.out / (samples if kind == "series" else file)
+    extra = exp["chart"].get("args", "").replace("{out}", str(run.out.path))
+    if run.draw(kind, src, f"{ch}-{name}", title, extra):
+        return part + [f"![{title}]({ch}-{name}.png)", "", f"[SVG]({ch}-{name}.svg) · trace [{file}]({file})", ""]
+    run.fail(ch, name, f"gnuplot could not draw plots/{kind}.gp")
+    return part + [f"**FAILED**: no chart. Trace: [{file}]({file})", ""]
+
+
+KINDS = {"hyperfine": run_hyperfine, "trace": run_trace}
+
+
+# ------------------------------------------------------------ the hangs
+def capture_hangs(run, chapter, hangs, timeout):
+    """Run each variant tagged `hangs` once with a short watchdog and keep what
+    the watchdog says; anything but its exit 3 is a failure."""
+    if not hangs:
+        return []
+    t = _secs(timeout)
+    part = [f"Each was run once (`--timeout {t}`) to capture what the watchdog reports:", ""]
+    for v in hangs:
+        argv = FRESH + [str(chapter.demo), "--variant", v, "--timeout", t]
+        r = run.runner.run(argv, timeout=float(timeout) + 30, stderr=subprocess.STDOUT)
+        out = "\n".join(r.out.splitlines()[:40])
+        part += [f"`{chapter.name} --variant {v}` (exit {r.rc}):", "", "```", out, "```", ""]
+        if r.rc != 3:
+            run.fail(chapter.name, "hangs", f"{chapter.name} --variant {v} exited {r.rc}, not the watchdog's 3")
+    return part
+
+
+# ---------------------------------------------------------------- charts
+def draw(runner, out, plots, prov, kind, src, base, title, extra):
+    """plots/<kind>.gp from src to <base>.svg and .png, atomically. extra: gnuplot
+    assignments, as a dict or a string. Returns whether both files were made."""
+    if isinstance(extra, dict):
+        extra = "; ".join(f"{k}='{v}'" if isinstance(v, str) else f"{k}={v}" for k, v in extra.items())
+    tmpbase = out.temp(base)
+    clean = lambda s: str(s).replace("'", "")  # noqa: E731
+    assign = f"in='{src}'; out='{tmpbase}'; title='{clean(title)}'; term='both'; prov='{clean(prov)}'; {extra}"
+    r = runner.run(["gnuplot", "-e", assign, str(plots / f"{kind}.gp")], stderr=subprocess.STDOUT)
+    svg, png = Path(f"{tmpbase}.svg"), Path(f"{tmpbase}.png")
+    ok = r.rc == 0 and svg.exists() and svg.stat().st_size and png.exists() and png.stat().st_size
+    if ok:
+        out.commit(svg, f"{base}.svg")
+        out.commit(png, f"{base}.png")
+    for p in (svg, png, tmpbase):
+        p.unlink(missing_ok=True)
+    return bool(ok), "\n".join(r.out.splitlines()[-5:])
