@@ -110,13 +110,19 @@ void cl_watchdog_start(struct cl_watchdog *wd, const struct cl_watchdog_cfg *cfg
     CL_PT(pthread_create(&wd->thread, NULL, watch, wd));
 }
 
-/* rearmed first: a watch loop that sees armed also sees rearmed, so it never
- * counts the time spent disarmed as a stall. */
+/* Arming wakes the watch loop, which starts the clocks afresh at once: its polls
+ * then count from the start of the run, as they did before setup existed, so a
+ * stall is reported at --timeout, not up to a poll later. rearmed is set first:
+ * a loop that sees armed also sees rearmed, and never counts the time spent
+ * disarmed as a stall. */
 void cl_watchdog_arm(struct cl_watchdog *wd, bool armed)
 {
+    CL_PT(pthread_mutex_lock(&wd->mu));
     if (armed)
         atomic_store(&wd->rearmed, true);
     atomic_store(&wd->armed, armed);
+    CL_PT(pthread_cond_signal(&wd->cv));
+    CL_PT(pthread_mutex_unlock(&wd->mu));
 }
 
 bool cl_watchdog_stop(struct cl_watchdog *wd)

@@ -271,7 +271,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
     cl_metric_real(res, "p99_us", (double)latency_ns[p99] / 1e3);
     cl_metric_real(res, "cpu_s", cpu);
     cl_metric_real(res, "cpu_per_wall", cpu / run->wall_s);
-    cl_metric_int(res, "peak_rss_kib", now.ru_maxrss);
+    cl_metric_int(res, "peak_rss_kib", peak_rss_kib());
     if (d->metrics != NULL)
         d->metrics(res);
     if (d->fill != NULL && consume_ns > 0) {

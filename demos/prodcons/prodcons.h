@@ -68,4 +68,9 @@ long sampler_rss_growth_kib(void);     /* the peak above the first sample; 0: no
 void sampler_write(const char *trace); /* with --trace FILE.csv: FILE.samples.tsv */
 void sampler_free(void);
 
+/* This process's peak resident memory in KiB (VmHWM). Not getrusage's
+ * ru_maxrss, which Linux carries across exec: a demo started by a large parent
+ * (the harness's Python) would report the parent's peak. */
+long peak_rss_kib(void);
+
 #endif
