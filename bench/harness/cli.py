@@ -119,6 +119,7 @@ class Run:
         self.times = []  # (part, seconds, quick budget)
         self.figures = {}  # chapter -> [Figure]
         self.prov_label = ""
+        self.cal_cpu = None  # (steal %, other %) while bench/calibrate ran
 
     say = staticmethod(say)
 
@@ -210,19 +211,24 @@ class Run:
         return prov
 
     def calibrate(self):
+        """bench/calibrate's floors, each with its interval (calibration.jsonl)."""
         exe = self.build / "bench" / "calibrate"
         if not os.access(exe, os.X_OK):
             self.say(f"note: no {exe}; the report has no calibration")
             return []
-        self.say("[calibration] mutex, atomic add, cache line, thread, fork, pipe")
-        t = time.monotonic()
+        self.say(f"[calibration] {len(schema.FLOORS)} floors in interleaved repeats")
+        t, before = time.monotonic(), cpu.sample()
         r = self.runner.run([str(exe)], timeout=120)
-        self.times.append(("calibration", time.monotonic() - t, CALIBRATION_BUDGET_S))
+        self.cal_cpu = cpu.share(before, cpu.sample())
+        took = time.monotonic() - t
+        self.times.append(("calibration", took, CALIBRATION_BUDGET_S))
+        self.say(f"  done in {took:.1f} s, CPU steal {self.cal_cpu[0]}%, other programs {self.cal_cpu[1]}%")
         if r.rc != 0:
             self.fail("calibration", "-", f"bench/calibrate failed: {(r.err.splitlines() or [''])[0]}")
             return []
-        self.out.write("calibration.jsonl", r.out)
-        return [json.loads(line) for line in r.out.splitlines() if line.strip()]
+        cal = report.floor_estimates(json.loads(line) for line in r.out.splitlines() if line.strip())
+        self.out.write("calibration.jsonl", "".join(json.dumps(c) + "\n" for c in cal))
+        return cal
 
     def run_chapter(self, chapter, k, total):
         ch = chapter.name
@@ -368,7 +374,11 @@ class Run:
             ]
         out += report.times_md(self.times, self.quick, wall, self.runner.child_wall)
         out += ["## Provenance", "", (self.out / "provenance.md").read_text(), "(also [provenance.json](provenance.json))", ""]
-        out += report.calibration_md(cal, self.refs)
+        try:
+            meltdown = Path("/sys/devices/system/cpu/vulnerabilities/meltdown").read_text().strip()
+        except OSError:
+            meltdown = None
+        out += report.calibration_md(cal, self.refs, self.cal_cpu, meltdown)
         for p in self.parts:
             out += p + [""]
         out += ["## Failures", ""]

@@ -17,7 +17,7 @@ import pytest
 SOURCE = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(SOURCE / "bench"))
 
-from harness import compare, cpu, data, figures, proc, schema, stats  # noqa: E402
+from harness import compare, cpu, data, figures, proc, report, schema, stats  # noqa: E402
 from harness.files import OutDir  # noqa: E402
 
 V1 = SOURCE / "tests" / "bench" / "fixtures" / "v1"
@@ -317,6 +317,39 @@ def test_a_summary_chart_writes_its_data_and_draws(summary):
     assert (summary.out / "ch-extra.chart.tsv").read_text() == "x\ty\n1\t2\n"
     assert summary.drawn[0][2:] == ("ch-extra", "a title", {"logx": 1})
     assert md[0] == "![a title](ch-extra.png)"
+
+
+# ------------------------------------------------------------ calibration
+def test_a_floor_gets_the_interval_of_its_interleaved_repeats():
+    (c,) = report.floor_estimates([{"name": "mutex", "what": "w", "ns": 1.0, "ops": 9, "samples": XS}])
+    assert (c["ns"], c["lo"], c["hi"], c["n"], c["interval"], c["settled"]) == (1.0, 0.94, 1.06, 10, "bootstrap", True)
+    assert c["samples"] == XS and c["ops"] == 9  # calibrate's own fields stay
+    (c,) = report.floor_estimates([{"name": "fork", "what": "w", "ns": 3.0, "samples": [5, 1, 4, 2, 3, 6]}])
+    assert (c["ns"], c["lo"], c["hi"], c["interval"], c["settled"]) == (3.5, 1, 6, "order statistics", False)
+
+
+def test_the_calibration_table_reads_in_units_with_bandwidth_and_references():
+    cal = report.floor_estimates([
+        {"name": "mutex", "what": "lock", "ns": 1, "samples": [x * 15 for x in XS]},
+        {"name": "fork", "what": "fork", "ns": 1, "samples": [x * 250e3 for x in [5, 1, 4, 2, 3, 6, 3.5, 3.5, 3.5, 3.5]]},
+        {"name": "memcpy", "what": "copy", "ns": 1, "bytes": 1 << 20, "samples": [x * 2e5 for x in XS]},
+    ])  # fmt: skip
+    refs = [{"compare": "calibration:fork", "ns": 1720000, "what": "spawns", "machine": "m", "url": "u"}]
+    md = report.calibration_md(cal, refs, (1.5, 20.0), "Not affected")
+    assert "_While it ran: CPU steal 1.5%, other programs 20.0% of the CPU._" in md
+    assert "Kernel page-table isolation (`/sys/devices/system/cpu/vulnerabilities/meltdown`): Not affected." in md
+    assert "| mutex | 15 ns (14.1–15.9) | lock | – |" in md
+    assert "| fork | 875 µs (688–1062) unsettled | fork | 1.72 ms: spawns; m ([source](u)) |" in md
+    assert "| memcpy | 200 µs (188–212) | copy: 5.24 GB/s (4.95–5.58) | – |" in md
+    assert md[2].startswith("Measured at the start of this run by `bench/calibrate`: 10 interleaved repeats")
+
+
+def test_a_figure_may_divide_only_by_a_floor_calibrate_measures(tmp_path):
+    text = GOOD.replace('goal = ">= 2"', 'goal = ">= 2"\nfloor = "futex"')
+    assert schema.load(write_toml(tmp_path, text))["summary"]["figure"][0]["floor"] == "futex"
+    with pytest.raises(schema.SchemaError) as e:
+        schema.load(write_toml(tmp_path, GOOD.replace('goal = ">= 2"', 'floor = "futexx"')))
+    assert "summary.figure[0].floor: no floor 'futexx' (one of mutex, atomic_add, cache_line, syscall, futex," in str(e.value)
 
 
 # --------------------------------------------------------------- the schema
