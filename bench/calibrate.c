@@ -329,7 +329,7 @@ static double socketpair_round_trip(uint64_t ops)
  * than an L2; many an L3 too). Each copy carries a stamp that is read back from
  * the destination and checked, so that the compiler cannot drop a copy whose
  * result nobody reads. */
-#define MIB      (1u << 20)
+#define MIB      ((size_t)1 << 20)
 #define COPY_BUF (64 * MIB)
 static unsigned char *src, *dst;
 
@@ -429,13 +429,13 @@ static void report(const struct floor *f, uint64_t ops, const double *samples, i
 /* The spawned program sits beside this one in the build. */
 static void find_spawnee(void)
 {
-    ssize_t n = readlink("/proc/self/exe", spawnee, sizeof spawnee - 1);
-    CL_SYS(n);
-    spawnee[n] = '\0';
-    char *slash = strrchr(spawnee, '/');
-    if (!slash || (size_t)(slash - spawnee) + sizeof "/spawnee" > sizeof spawnee)
-        cl_fatal("calibrate: cannot place spawnee beside %s", spawnee);
-    strcpy(slash, "/spawnee");
+    char self[sizeof spawnee] = {0}; /* readlink does not end the string: the zeros do */
+    CL_SYS(readlink("/proc/self/exe", self, sizeof self - 1));
+    const char *slash = strrchr(self, '/');
+    int len = snprintf(spawnee, sizeof spawnee, "%.*s/spawnee", slash ? (int)(slash - self) : 1,
+                       slash ? self : ".");
+    if (len < 0 || (size_t)len >= sizeof spawnee)
+        cl_fatal("calibrate: the path of spawnee beside %s is too long", self);
     if (access(spawnee, X_OK) != 0) {
         fprintf(stderr, "calibrate: no %s (build it with meson)\n", spawnee);
         exit(1);
