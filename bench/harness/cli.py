@@ -6,6 +6,7 @@ REPORT.md with the provenance of the run. bench/README.md documents it all."""
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import shutil
@@ -120,6 +121,7 @@ class Run:
         self.figures = {}  # chapter -> [Figure]
         self.prov_label = ""
         self.cal_cpu = None  # (steal %, other %) while bench/calibrate ran
+        self.colours = {}  # chapter -> {series name: palette index}, for every chart
 
     say = staticmethod(say)
 
@@ -137,8 +139,17 @@ class Run:
             "nproc": str(self.nproc),
         }
 
-    def draw(self, kind, src, base, title, extra):
-        ok, log = experiments.draw(self.runner, self.out, ROOT / "plots", self.prov_label, kind, src, base, title, extra)
+    def draw(self, kind, src, base, title, extra, chapter=None):
+        """A chart through plots/<kind>.gp, each series in its chapter's colour
+        (self.colours: experiments.colours_for), the ideal at this machine's cores."""
+        names = experiments.series_names(kind, src, extra)
+        colours = experiments.colours_for(self.colours.setdefault(chapter, {}), names)
+        extra = dict(extra) if isinstance(extra, dict) else extra
+        if isinstance(extra, dict):
+            extra.setdefault("cores", self.nproc)
+        else:
+            extra = f"cores={self.nproc}; {extra}"
+        ok, log = experiments.draw(self.runner, self.out, ROOT / "plots", self.prov_label, kind, src, base, title, extra, colours)
         if not ok and log:
             self.say(log)
         return ok
@@ -291,8 +302,9 @@ class Run:
         ch = chapter.name
         doc = chapter.doc["summary"]
         s = figures.Summary(
-            ch, self.out, self.metrics[ch], self.quick, self.nproc, self.calibration, self.refs, self.draw
-        )
+            ch, self.out, self.metrics[ch], self.quick, self.nproc, self.calibration, self.refs,
+            functools.partial(self.draw, chapter=ch),
+        )  # fmt: skip
         part = [f"### {ch} · summary", ""]
         intro = doc.get("intro", "")
         if self.quick and doc.get("quick_note"):

@@ -35,7 +35,7 @@ EXPERIMENT = {
 QUICK = {k: t for k, t in EXPERIMENT.items() if k not in ("kind", "quick")} | {"skip": "bool"}
 CHART = {
     "kind": "str", "x": "str", "series": "str", "value": "str", "ideal": "nat", "xlabel": "str",
-    "ylabel": "str", "logx": "bool", "logy": "bool", "args": "str",
+    "ylabel": "str", "logx": "bool", "logy": "bool", "key": "str", "args": "str",
 }  # fmt: skip
 SUMMARY = {"intro": "str", "quick_note": "str", "code": "str", "figure": "figures"}
 FIGURE = {
