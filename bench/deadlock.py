@@ -42,22 +42,23 @@ def tables(s):
             ["accounts", "global-lock", "transfer-ordered"], [(a, fmt(g), fmt(o)) for a, g, o in rows], ["--:"] * 3
         )
         out.append("")
-    # the per-acquisition costs as bars: median of the --json runs, whiskers min-max
+    # the per-acquisition costs as bars: median of the --json runs, error bars
+    # its 95% interval (none below 6 runs)
     bars = {}
     for label, v, k, cls in (
         ("plain mutex", "lockdep", "plain_ns", "other"),
         ("recursive", "recursive", "recursive_ns", "correct"),
         ("lockdep", "lockdep", "lockdep_ns", "correct"),
     ):
-        xs = [x for x in s.samples("costs", {"variant": v}, f"metric:{k}") if x is not None]
-        bars[label] = (stats.median(xs), min(xs, default=None), max(xs, default=None), cls)
+        e = stats.estimate(x for x in s.samples("costs", {"variant": v}, f"metric:{k}") if x is not None)
+        bars[label] = (e.value, e.lo if e.has_interval else e.value, e.hi if e.has_interval else e.value, cls)
     s.extra["costs_ns"] = {k: v[0] for k, v in bars.items()}
     tsv = "".join(
         "\t".join([k] + ["NaN" if x is None else str(x) for x in v[:3]] + [v[3]]) + "\n" for k, v in bars.items()
     )
-    tsv = "kind\tns\tmin\tmax\tclass\n" + tsv
+    tsv = "kind\tns\tlo\thi\tclass\n" + tsv
     out += s.chart(
-        "bars", tsv, "deadlock-costs", "ns per uncontended acquire/release (median of the runs; whiskers min-max)",
+        "bars", tsv, "deadlock-costs", "ns per uncontended acquire/release (median of the runs; error bars: its 95% interval)",
         ylabel="ns per acquire/release", logy=0,
     )  # fmt: skip
     return out

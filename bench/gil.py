@@ -60,14 +60,14 @@ def tables(s):
     par = {(r["threads"], n): r[c] for r in table for n, c in zip(SERIES, pcols)}
     out += s.chart(
         "lines", wide_tsv("threads", SERIES, sp), "gil-speedup", "CPU work: speedup over one thread (dashed: ideal)",
-        xlabel="threads", ylabel="speedup over one thread (x)", ideal=1,
+        xlabel="threads", ylabel="speedup over one thread (x)", ideal=2,
     )  # fmt: skip
     # CPU time / wall time does not move with the clock speed or a noisy neighbour
     # the way a speedup does: the steadier picture of "one at a time"
     out += s.chart(
         "lines", wide_tsv("threads", SERIES, par), "gil-parallelism",
         "CPU work: parallelism (CPU time / wall time; dashed: ideal)",
-        xlabel="threads", ylabel="threads running at once, on average", ideal=1,
+        xlabel="threads", ylabel="threads running at once, on average", ideal=2,
     )  # fmt: skip
     out += [
         "I/O: N threads, one 100 ms blocking call each (hyperfine medians of the whole process; CPython also "

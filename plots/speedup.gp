@@ -4,32 +4,33 @@
 #   gnuplot -e "in='speedup-cpu.chart.tsv'; out='speedup-cpu'; ideal=2" plots/speedup.gp
 #   gnuplot -e "in='speedup-mixed.chart.tsv'; ideal=1; term='dumb'" plots/speedup.gp
 #
-# Variables (set them with -e; only `in` is required):
+# Variables (set them with -e; only `in` is required), beside the common ones of
+# plots/common.gp (out, title, term, prov, key, colours, cores):
 #   in      input, tab-separated, "wide" as for lines.gp: a header naming the x
 #           column (workers) and each series, then one row per x; NaN: missing
-#   out     output file base: writes out.svg and/or out.png (default: in without .tsv)
-#   title, xlabel, ylabel, prov, logx, logy   as in lines.gp
-#   term    both (default), svg, png, dumb (text on stdout)
+#   errors  1: interval columns after the series, as for lines.gp (default 0)
+#   xlabel, ylabel, logx, logy   as in lines.gp (default logx 1); with an ideal
+#           line, a log axis on one side makes the other log too (base 2), so
+#           that the ideal stays a straight line
 #   ideal   1: ideal speedup = W, and Amdahl fitted over every point (I/O work:
 #           no core limit); 2: ideal = min(W, cores), fitted over W <= cores
 #           only (CPU work: past the cores the curve is saturation, not Amdahl);
 #           0: neither (default 2)
-#   cores   the cores for ideal=2 (default: nproc)
 #
 # Amdahl: S(W) = 1 / (s + (1 - s) / W), with s the serial fraction, fitted by
 # least squares for each series (gnuplot's fit, quiet); the key shows each s.
+# The y axis ends a little above the highest point: an uncapped ideal may leave it.
 
-if (!exists("in")) { print "speedup.gp: set in='file.tsv' with -e"; exit status 2 }
-if (!exists("out")) out = (in[strlen(in)-3:] eq ".tsv") ? in[1:strlen(in)-4] : in
-if (!exists("title")) title = in
-if (!exists("term")) term = "both"
+name = "speedup.gp"
+here(p) = (p eq "" || p[strlen(p):] eq "/") ? p : here(p[1:strlen(p)-1])
+load here(ARG0)."common.gp"
+
 if (!exists("xlabel")) xlabel = "workers"
 if (!exists("ylabel")) ylabel = "speedup (x)"
 if (!exists("logx")) logx = 1
 if (!exists("logy")) logy = 0
-if (!exists("prov")) prov = ""
 if (!exists("ideal")) ideal = 2
-if (!exists("cores")) cores = int(system("nproc"))
+if (!exists("errors")) errors = 0
 
 set datafile separator "\t"
 set datafile missing "NaN"
@@ -39,67 +40,55 @@ stats in skip 1 using 1 nooutput
 ncol = STATS_columns
 xmin = STATS_min
 xmax = STATS_max
+nval = errors ? (ncol - 1) / 3 : ncol - 1
 fitmax = (ideal == 2) ? cores : xmax
+if (ideal && (logx || logy)) { logx = 1; logy = 2 }
 
 # Amdahl's serial fraction for each series; NaN where a fit is impossible
 # (fewer than two points within the fit range) or pointless (the seq baseline).
-# The y axis ends a little above the highest point: the ideal line may leave it.
 header = system(sprintf("head -n 1 '%s'", in))
-array S[ncol]
+array S[nval + 1]
 amdahl(x, s) = 1 / (s + (1 - s) / x)
-ymax = 1
-do for [i=2:ncol] {
+ymin = 1
+ymax = (ideal == 2 && cores < xmax) ? cores : 1
+do for [i=2:nval+1] {
     S[i] = NaN
     stats in skip 1 using i nooutput
-    if (STATS_max > ymax) { ymax = STATS_max }
+    if (STATS_records > 0 && STATS_max > ymax) { ymax = STATS_max }
+    if (STATS_records > 0 && STATS_min < ymin) { ymin = STATS_min }
     stats in skip 1 using (($1 >= xmin && $1 <= fitmax) ? column(i) : NaN) nooutput
-    if (STATS_records >= 2 && word(header, i) ne "seq") {
+    if (ideal && STATS_records >= 2 && word(header, i) ne "seq") {
         s = 0.1
         fit [xmin:fitmax] amdahl(x, s) in using 1:i via s
         S[i] = s
     }
 }
-
-array C[10] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", \
-               "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-do for [i=1:10] { set linetype i lc rgb C[i] lw 2 pt (i % 13 + 1) ps 1.2 }
-
-if (logx) {
-    set logscale x 2
-    set xrange [xmin / 1.25 : xmax * 1.25]
-} else {
-    pad = (xmax > xmin) ? 0.05 * (xmax - xmin) : 1
-    set xrange [xmin - pad : xmax + pad]
+if (errors) {
+    do for [i=nval+2:ncol] {
+        stats in skip 1 using i nooutput
+        if (STATS_records > 0 && STATS_max > ymax) { ymax = STATS_max }
+        if (STATS_records > 0 && STATS_min < ymin) { ymin = STATS_min }
+    }
 }
-if (logy) { set logscale y 2 }
-set yrange [0:ymax * 1.25]
+fits = 0
+do for [i=2:nval+1] { fits = fits + (S[i] == S[i] ? 1 : 0) }
+entries = nval + fits + (ideal ? 1 : 0)
+rows = entries < 6 ? entries : 6
+set key maxrows 6
+eval numeric_axes
+set samples 400
 
-set title title noenhanced
 set xlabel xlabel noenhanced
 set ylabel ylabel noenhanced
-set xtics nomirror noenhanced
-set ytics nomirror
-set grid xtics ytics lc rgb "#dddddd" lw 1 dt 1
-set border 3
-set key outside right top vertical noenhanced box lc rgb "#cccccc"
-set bmargin 5
-if (strlen(prov) > 0) set label 99 prov at screen 0.99, screen 0.015 right font ",8" tc rgb "#777777" noenhanced
+set xtics noenhanced
 
-ideal_f(x) = (ideal == 2) ? (x < cores ? x : cores) : x
-ideal_title = (ideal == 2) ? sprintf("ideal min(W, %d)", cores) : "ideal W"
+ideal_f(x) = (ideal == 2 && x > cores) ? cores : x
+ideal_title = (ideal == 2) ? sprintf("ideal: min(W, %d cores)", cores) : "ideal: W"
 fit_title(i) = (S[i] == S[i]) ? sprintf("%s: Amdahl fit, s = %.3f", word(header, i), S[i]) : ""
 
-do for [t in (term eq "both" ? "svg png" : term)] {
-    if (t eq "svg") { set terminal svg size 900,540 dynamic font "Sans,12" background "white" enhanced; set output out.".svg" }
-    if (t eq "png" || t eq "pngcairo") { set terminal pngcairo size 1200,720 font "Sans,13" background "white" enhanced; set output out.".png" }
-    if (t eq "dumb") { set terminal dumb size 120,36 noenhanced; set output; unset grid }
-    if (ideal == 0) {
-        plot for [i=2:ncol] in using 1:i:xtic(1) with linespoints lt (i - 1) title columnhead(i)
-    } else {
-        plot for [i=2:ncol] in using 1:i:xtic(1) with linespoints lt (i - 1) title columnhead(i), \
-             for [i=2:ncol] (S[i] == S[i] && x >= xmin && x <= fitmax ? amdahl(x, S[i]) : NaN) \
-                 with lines dt 3 lw 1.5 lt (i - 1) title fit_title(i), \
-             ideal_f(x) with lines dt 2 lw 1.5 lc rgb "#555555" title ideal_title
-    }
-    unset output
-}
+series = errors ? \
+    "for [i=2:nval+1] in using 1:i:(column(i+nval)):(column(i+2*nval)):xtic(1) with yerrorlines lt series_lt(i) title columnhead(i)" : \
+    "for [i=2:nval+1] in using 1:i:xtic(1) with linespoints lt series_lt(i) title columnhead(i)"
+fitted = "for [i=2:nval+1] (S[i] == S[i] && x >= xmin && x <= fitmax ? amdahl(x, S[i]) : NaN) with lines dt 3 lw 1.5 lt series_lt(i) title fit_title(i)"
+plotcmd = "plot ".series.(ideal ? ", ".fitted.", ideal_f(x) with lines dt 2 lw 1.5 lc rgb IDEAL_COLOUR title ideal_title" : "")
+eval render

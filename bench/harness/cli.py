@@ -6,6 +6,7 @@ REPORT.md with the provenance of the run. bench/README.md documents it all."""
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import shutil
@@ -119,6 +120,8 @@ class Run:
         self.times = []  # (part, seconds, quick budget)
         self.figures = {}  # chapter -> [Figure]
         self.prov_label = ""
+        self.cal_cpu = None  # (steal %, other %) while bench/calibrate ran
+        self.colours = {}  # chapter -> {series name: palette index}, for every chart
 
     say = staticmethod(say)
 
@@ -136,8 +139,17 @@ class Run:
             "nproc": str(self.nproc),
         }
 
-    def draw(self, kind, src, base, title, extra):
-        ok, log = experiments.draw(self.runner, self.out, ROOT / "plots", self.prov_label, kind, src, base, title, extra)
+    def draw(self, kind, src, base, title, extra, chapter=None):
+        """A chart through plots/<kind>.gp, each series in its chapter's colour
+        (self.colours: experiments.colours_for), the ideal at this machine's cores."""
+        names = experiments.series_names(kind, src, extra)
+        colours = experiments.colours_for(self.colours.setdefault(chapter, {}), names)
+        extra = dict(extra) if isinstance(extra, dict) else extra
+        if isinstance(extra, dict):
+            extra.setdefault("cores", self.nproc)
+        else:
+            extra = f"cores={self.nproc}; {extra}"
+        ok, log = experiments.draw(self.runner, self.out, ROOT / "plots", self.prov_label, kind, src, base, title, extra, colours)
         if not ok and log:
             self.say(log)
         return ok
@@ -210,19 +222,24 @@ class Run:
         return prov
 
     def calibrate(self):
+        """bench/calibrate's floors, each with its interval (calibration.jsonl)."""
         exe = self.build / "bench" / "calibrate"
         if not os.access(exe, os.X_OK):
             self.say(f"note: no {exe}; the report has no calibration")
             return []
-        self.say("[calibration] mutex, atomic add, cache line, thread, fork, pipe")
-        t = time.monotonic()
+        self.say(f"[calibration] {len(schema.FLOORS)} floors in interleaved repeats")
+        t, before = time.monotonic(), cpu.sample()
         r = self.runner.run([str(exe)], timeout=120)
-        self.times.append(("calibration", time.monotonic() - t, CALIBRATION_BUDGET_S))
+        self.cal_cpu = cpu.share(before, cpu.sample())
+        took = time.monotonic() - t
+        self.times.append(("calibration", took, CALIBRATION_BUDGET_S))
+        self.say(f"  done in {took:.1f} s, CPU steal {self.cal_cpu[0]}%, other programs {self.cal_cpu[1]}%")
         if r.rc != 0:
             self.fail("calibration", "-", f"bench/calibrate failed: {(r.err.splitlines() or [''])[0]}")
             return []
-        self.out.write("calibration.jsonl", r.out)
-        return [json.loads(line) for line in r.out.splitlines() if line.strip()]
+        cal = report.floor_estimates(json.loads(line) for line in r.out.splitlines() if line.strip())
+        self.out.write("calibration.jsonl", "".join(json.dumps(c) + "\n" for c in cal))
+        return cal
 
     def run_chapter(self, chapter, k, total):
         ch = chapter.name
@@ -285,8 +302,9 @@ class Run:
         ch = chapter.name
         doc = chapter.doc["summary"]
         s = figures.Summary(
-            ch, self.out, self.metrics[ch], self.quick, self.nproc, self.calibration, self.refs, self.draw
-        )
+            ch, self.out, self.metrics[ch], self.quick, self.nproc, self.calibration, self.refs,
+            functools.partial(self.draw, chapter=ch),
+        )  # fmt: skip
         part = [f"### {ch} · summary", ""]
         intro = doc.get("intro", "")
         if self.quick and doc.get("quick_note"):
@@ -368,7 +386,11 @@ class Run:
             ]
         out += report.times_md(self.times, self.quick, wall, self.runner.child_wall)
         out += ["## Provenance", "", (self.out / "provenance.md").read_text(), "(also [provenance.json](provenance.json))", ""]
-        out += report.calibration_md(cal, self.refs)
+        try:
+            meltdown = Path("/sys/devices/system/cpu/vulnerabilities/meltdown").read_text().strip()
+        except OSError:
+            meltdown = None
+        out += report.calibration_md(cal, self.refs, self.cal_cpu, meltdown)
         for p in self.parts:
             out += p + [""]
         out += ["## Failures", ""]

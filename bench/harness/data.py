@@ -8,7 +8,7 @@ import itertools
 import math
 import statistics
 
-from .stats import fmt, median
+from .stats import estimate, fmt, median
 
 
 # ---------------------------------------------------------- configurations
@@ -149,6 +149,9 @@ def derive_rows(merged, lines, experiment, metric_keys=(), baseline=None, expect
             "ops_per_s": ops / r["median"] if ops and r["median"] else None,
             "inproc_ns_op": median(m.get("ns_per_op") for m in ms),
             "metrics": {k: median((m.get("metrics") or {}).get(k) for m in ms) for k in metric_keys},
+            # the --json runs' values behind those medians, in run order: their intervals
+            "samples": {"inproc_ns_op": [m.get("ns_per_op") for m in ms]}
+            | {f"metric:{k}": [(m.get("metrics") or {}).get(k) for m in ms] for k in metric_keys},
             "metrics_runs": len(ms),
             "tags": ms[0].get("tags", []) if ms else [],
             "exit_codes": sorted(set(r["exit_codes"])),
@@ -274,15 +277,38 @@ def value_of(row, value):
     return row.get(value)
 
 
+def value_samples(row, value):
+    """The samples behind a row's plotted value: one per round (ns_op, median_s,
+    ops_per_s, speedup) or one per --json run (inproc_ns_op, metric:NAME)."""
+    times, ops = row["times"], row["ops"]
+    if value == "median_s":
+        return times
+    if value in ("ns_op", "ops_per_s"):
+        if not row["ok"] or not ops:
+            return []
+        return [t / ops * 1e9 for t in times] if value == "ns_op" else [ops / t for t in times if t]
+    if value == "speedup":
+        return [1 / r for r in row["ratios"] or [] if r]
+    return [v for v in row.get("samples", {}).get(value, []) if v is not None]
+
+
+def interval_of(row, value):
+    """(low, high) of the 95% interval of a row's plotted value (stats.estimate of
+    its samples), or (None, None) below 6 samples."""
+    e = estimate(value_samples(row, value))
+    return (e.lo, e.hi) if e.has_interval else (None, None)
+
+
 def bars_tsv(rows, x, value):
-    """bars.gp's input: label, value, min, max, class (correct, broken, other)."""
-    lo_k, hi_k = ("min_s", "max_s") if value == "median_s" else (f"{value}_min", f"{value}_max")
-    out = ["\t".join([x, value, "min", "max", "class"])]
+    """bars.gp's input: label, value, the 95% interval's low and high ends (the
+    value itself when there is no interval: no error bar), class (correct,
+    broken, other)."""
+    out = ["\t".join([x, value, "lo", "hi", "class"])]
     for r in rows:
-        v = r.get(value)
+        v = value_of(r, value)
         cls = "correct" if "correct" in r["tags"] else "broken" if {"racy", "wrong"} & set(r["tags"]) else "other"
-        lo = r.get(lo_k, v) if r.get(lo_k) is not None else v
-        hi = r.get(hi_k, v) if r.get(hi_k) is not None else v
+        lo, hi = interval_of(r, value) if v is not None else (None, None)
+        lo, hi = (v, v) if lo is None else (lo, hi)
         out.append("\t".join([r["params"][x], _nan(v), _nan(lo), _nan(hi), cls]))
     return "\n".join(out) + "\n"
 
@@ -294,21 +320,35 @@ def _num_key(s):
         return (1, 0.0, s)
 
 
-def wide_tsv(x_name, series_names, points):
+def wide_tsv(x_name, series_names, points, intervals=None):
     """lines.gp's "wide" input: x, then one column per series; points maps
-    (x, series) to a value; NaN where a point is missing."""
+    (x, series) to a value; NaN where a point is missing. With intervals, a map
+    of (x, series) to (low, high), the low ends of every series follow, then the
+    high ends (lines.gp's errors=1); a point without one gets its value twice."""
     xs = sorted({x for x, _ in points}, key=_num_key)
-    out = ["\t".join([x_name] + [str(s) for s in series_names])]
+    head = [x_name] + [str(s) for s in series_names]
+    if intervals is not None:
+        head += [f"{s} lo" for s in series_names] + [f"{s} hi" for s in series_names]
+    out = ["\t".join(head)]
     for xv in xs:
-        out.append("\t".join([str(xv)] + [_nan(points.get((xv, s))) for s in series_names]))
+        vals = [points.get((xv, s)) for s in series_names]
+        cells = [str(xv)] + [_nan(v) for v in vals]
+        if intervals is not None:
+            ends = [intervals.get((xv, s), (v, v)) for s, v in zip(series_names, vals)]
+            cells += [_nan(lo if lo is not None else v) for (lo, _), v in zip(ends, vals)]
+            cells += [_nan(hi if hi is not None else v) for (_, hi), v in zip(ends, vals)]
+        out.append("\t".join(cells))
     return "\n".join(out) + "\n"
 
 
 def lines_tsv(rows, x, series, value):
-    """One line per value of the series parameter, in order of first appearance."""
+    """One line per value of the series parameter, in order of first appearance,
+    with each point's 95% interval (wide_tsv's intervals)."""
     ser = list(dict.fromkeys(r["params"][series] for r in rows)) if series else [value]
-    points = {}
+    points, intervals = {}, {}
     for r in rows:
         key = (r["params"][x], r["params"][series] if series else value)
-        points.setdefault(key, value_of(r, value))
-    return wide_tsv(x, ser, points)
+        if key not in points:
+            points[key] = value_of(r, value)
+            intervals[key] = interval_of(r, value)
+    return wide_tsv(x, ser, points, intervals)

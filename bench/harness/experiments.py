@@ -63,13 +63,18 @@ def header(chapter, name, exp):
 
 def chart_vars(exp, x):
     c = exp["chart"]
-    return {
+    v = {
         "xlabel": c.get("xlabel", x),
         "ylabel": c.get("ylabel", c.get("value", "ns_op")),
         "logy": int(c.get("logy", False)),
         "logx": int(c.get("logx", False)),
         "ideal": c.get("ideal", 0),
     }
+    if c.get("kind") in ("lines", "speedup"):
+        v["errors"] = 1  # data.lines_tsv writes each point's interval
+    if "key" in c:
+        v["key"] = c["key"]
+    return v
 
 
 # ------------------------------------------------------------ hyperfine
@@ -256,7 +261,7 @@ def hyperfine_chart(run, chapter, name, exp, rows, names, title):
         series = c.get("series") or next((n for n in names if n != x), None)
         tsv = data.lines_tsv(rows, x, series, value)
     run.out.write(f"{base}.chart.tsv", tsv)
-    if run.draw(kind, run.out / f"{base}.chart.tsv", base, title, chart_vars(exp, x)):
+    if run.draw(kind, run.out / f"{base}.chart.tsv", base, title, chart_vars(exp, x), chapter=chapter.name):
         return [f"![{title}]({base}.png)", "", f"[SVG]({base}.svg) · chart data [{base}.chart.tsv]({base}.chart.tsv)", ""]
     run.fail(chapter.name, name, f"gnuplot could not draw plots/{kind}.gp")
     return ["**FAILED**: no chart.", ""]
@@ -293,7 +298,7 @@ def run_trace(run, chapter, name, exp):
         return part
     src = run.out / (samples if kind == "series" else file)
     extra = exp["chart"].get("args", "").replace("{out}", str(run.out.path))
-    if run.draw(kind, src, f"{ch}-{name}", title, extra):
+    if run.draw(kind, src, f"{ch}-{name}", title, extra, chapter=ch):
         return part + [f"![{title}]({ch}-{name}.png)", "", f"[SVG]({ch}-{name}.svg) · trace [{file}]({file})", ""]
     run.fail(ch, name, f"gnuplot could not draw plots/{kind}.gp")
     return part + [f"**FAILED**: no chart. Trace: [{file}]({file})", ""]
@@ -321,14 +326,42 @@ def capture_hangs(run, chapter, hangs, timeout):
 
 
 # ---------------------------------------------------------------- charts
-def draw(runner, out, plots, prov, kind, src, base, title, extra):
+def series_names(kind, src, extra):
+    """The series of a lines or speedup chart's input, in column order: the
+    header after the x column (the first third of the rest with errors=1)."""
+    if kind not in ("lines", "speedup"):
+        return []
+    try:
+        with open(src) as f:
+            head = f.readline().rstrip("\n").split("\t")[1:]
+    except OSError:
+        return []
+    errors = extra.get("errors") == 1 if isinstance(extra, dict) else "errors=1" in extra.replace(" ", "")
+    return head[: len(head) // 3] if errors else head
+
+
+def colours_for(index, names):
+    """The palette index (1 to 10) of each series name, from a chapter's index
+    {name: palette index}: a name new to the chapter gets the next index, so
+    that a series keeps one colour on every chart of its chapter."""
+    for n in names:
+        index.setdefault(n, len(index) % 10 + 1)
+    return [index[n] for n in names]
+
+
+def draw(runner, out, plots, prov, kind, src, base, title, extra, colours=None):
     """plots/<kind>.gp from src to <base>.svg and .png, atomically. extra: gnuplot
-    assignments, as a dict or a string. Returns whether both files were made."""
+    assignments, as a dict or a string; colours: the palette index of each series
+    (gnuplot's `colours`). Returns whether both files were made, and gnuplot's
+    last lines."""
     if isinstance(extra, dict):
         extra = "; ".join(f"{k}='{v}'" if isinstance(v, str) else f"{k}={v}" for k, v in extra.items())
     tmpbase = out.temp(base)
     clean = lambda s: str(s).replace("'", "")  # noqa: E731
-    assign = f"in='{src}'; out='{tmpbase}'; title='{clean(title)}'; term='both'; prov='{clean(prov)}'; {extra}"
+    assign = f"in='{src}'; out='{tmpbase}'; title='{clean(title)}'; term='both'; prov='{clean(prov)}'"
+    if colours:
+        assign += f"; colours='{' '.join(str(c) for c in colours)}'"
+    assign += f"; {extra}"
     r = runner.run(["gnuplot", "-e", assign, str(plots / f"{kind}.gp")], stderr=subprocess.STDOUT)
     svg, png = Path(f"{tmpbase}.svg"), Path(f"{tmpbase}.png")
     ok = r.rc == 0 and svg.exists() and svg.stat().st_size and png.exists() and png.stat().st_size

@@ -2,7 +2,7 @@
 budgets. Text from data; no processes, no files."""
 
 from .figures import markdown_table
-from .stats import fmt
+from .stats import estimate, fmt
 
 
 def provenance_md(p):
@@ -23,28 +23,63 @@ def provenance_md(p):
     return "\n".join(out) + "\n"
 
 
-def calibration_md(cal, refs):
+def floor_estimates(lines):
+    """bench/calibrate's floors, each with the harness's interval of its repeats
+    (stats.estimate of its samples): ns (the median), lo, hi, n, interval, settled."""
+    out = []
+    for c in lines:
+        e = estimate(c.get("samples") or [c["ns"]])
+        out.append(c | {"ns": e.value, "lo": e.lo, "hi": e.hi, "n": e.n, "interval": e.method or None, "settled": e.settled})
+    return out
+
+
+def fmt_ns(ns, lo=None, hi=None):
+    """A duration in the unit that reads best: '15.4 ns', '2.39 µs (2.21–2.60)', '1.43 ms'."""
+    unit, div = ("ns", 1) if ns < 1e3 else ("µs", 1e3) if ns < 1e6 else ("ms", 1e6)
+    s = f"{fmt(ns / div)} {unit}"
+    return s + (f" ({fmt(lo / div)}–{fmt(hi / div)})" if lo is not None and hi is not None else "")
+
+
+def calibration_md(cal, refs, cpu_share=None, meltdown=None):
+    """The calibration table: each floor's median with its 95% interval, what it
+    times, and the published figures of bench/references.json beside it."""
     if not cal:
         return []
+    repeats = max(c["n"] for c in cal)
     out = [
         "## Calibration: this machine's floors",
         "",
-        "Measured at the start of this run by `bench/calibrate` (median of 5 repeats). "
-        "Each chapter's per-operation costs read best as multiples of these.",
+        f"Measured at the start of this run by `bench/calibrate`: {repeats} interleaved repeats (every floor once, "
+        "then every floor again), each about 20 ms, after a warm-up; the median of the repeats with its 95% "
+        "interval, marked unsettled when wider than ±10%. Each chapter's per-operation costs read best as "
+        "multiples of these (a summary figure's `floor`).",
         "",
         "The reference column quotes published figures from other machines (bench/references.json, "
         "each linked to its source): the same kind of cost, not the same hardware.",
         "",
     ]
+    if cpu_share is not None:
+        out += [f"_While it ran: CPU steal {cpu_share[0]}%, other programs {cpu_share[1]}% of the CPU._", ""]
+    if meltdown:
+        out += [f"Kernel page-table isolation (`/sys/devices/system/cpu/vulnerabilities/meltdown`): {meltdown}.", ""]
     rows = []
     for c in cal:
+        value = fmt_ns(c["ns"], c.get("lo"), c.get("hi"))
+        if c.get("lo") is not None and not c.get("settled"):
+            value += " unsettled"
+        what = c["what"]
+        if c.get("bytes") and c["ns"]:
+            gb = lambda ns: c["bytes"] / ns  # noqa: E731  bytes per ns = GB/s
+            what += f": {fmt(gb(c['ns']))} GB/s"
+            if c.get("lo") is not None:
+                what += f" ({fmt(gb(c['hi']))}–{fmt(gb(c['lo']))})"
         ref = "; ".join(
-            f"{r['ns']} ns: {r['what']}, {r['machine']} ([source]({r['url']}))"
+            f"{fmt_ns(r['ns'])}: {r['what']}; {r['machine']} ([source]({r['url']}))"
             for r in refs
             if r.get("compare") == f"calibration:{c['name']}"
         )
-        rows.append([c["name"], fmt(c["ns"]), f"{fmt(c['ns_min'])}–{fmt(c['ns_max'])}", c["what"], ref or "–"])
-    out += markdown_table(["floor", "ns", "min–max", "what", "reference"], rows, [":--", "--:", "--:", ":--", ":--"])
+        rows.append([c["name"], value, what, ref or "–"])
+    out += markdown_table(["floor", "median (95% interval)", "what", "reference"], rows, [":--", "--:", ":--", ":--"])
     return out + ["", "([calibration.jsonl](calibration.jsonl))", ""]
 
 

@@ -18,6 +18,12 @@ ROUND_OF = ("ns_op", "time", "ops_per_s")
 RUN_OF = ("inproc_ns_op", "inproc_ops_per_s", "wall_s")
 BUILTINS = ("demo", "source", "build", "out", "trace", "nproc")
 DEFAULT_BUDGET_S = 11
+# bench/calibrate's floors, by their stable names (`calibrate --list`), for a
+# figure's `floor`; bench/README.md, "Calibration", says what each one times
+FLOORS = (
+    "mutex", "atomic_add", "cache_line", "syscall", "futex", "eventfd", "thread", "fork", "spawn",
+    "pipe", "socketpair", "memcpy",
+)  # fmt: skip
 
 CHAPTER = {"title": "str", "quick_budget_s": "num", "hangs_timeout": "num", "experiment": "experiments", "summary": "summary"}
 EXPERIMENT = {
@@ -29,7 +35,7 @@ EXPERIMENT = {
 QUICK = {k: t for k, t in EXPERIMENT.items() if k not in ("kind", "quick")} | {"skip": "bool"}
 CHART = {
     "kind": "str", "x": "str", "series": "str", "value": "str", "ideal": "nat", "xlabel": "str",
-    "ylabel": "str", "logx": "bool", "logy": "bool", "args": "str",
+    "ylabel": "str", "logx": "bool", "logy": "bool", "key": "str", "args": "str",
 }  # fmt: skip
 SUMMARY = {"intro": "str", "quick_note": "str", "code": "str", "figure": "figures"}
 FIGURE = {
@@ -188,6 +194,8 @@ def load(path):
             raise SchemaError(f"{file}: {where}.from: no experiment '{fig['from']}'")
         if "of" in fig:
             _check_of(file, where, fig["of"])
+        if "floor" in fig and fig["floor"] not in FLOORS:
+            raise SchemaError(f"{file}: {where}.floor: no floor '{fig['floor']}' (one of {', '.join(FLOORS)})")
         if "goal" in fig:
             try:
                 parse_goal(fig["goal"])

@@ -67,7 +67,30 @@ setup() {
     assert_output "thread,kind,start_s,end_s"
     jq -e '.checks | length >= 3 and all(has("name") and has("value") and has("result"))' \
         "$Q/race.summary.json"
-    jq -se 'length == 6 and all(.name and .ns > 0)' "$Q/calibration.jsonl"
+    # the twelve floors (cache_line needs two CPUs), each the median of its
+    # interleaved repeats with the harness's interval, as a row of REPORT.md
+    floors=$(($(nproc) > 1 ? 12 : 11))
+    jq -se --argjson k "$floors" 'length == $k and all(.name and .ns > 0 and .n >= 6
+        and (.samples | length) == .n and .lo <= .ns and .ns <= .hi and .ops >= 1)' "$Q/calibration.jsonl"
+    [ "$(sed -n '/^## Calibration/,/^(\[calibration.jsonl\]/p' "$Q/REPORT.md" | grep -Ec '^\| [a-z_]+ \| [0-9.]+ (ns|µs|ms) \(')" -eq "$floors" ]
+}
+
+@test "calibrate: its floors are the ones a figure may name; bad input exits 2" {
+    run "$CONCLAB_BUILD/bench/calibrate" --list
+    assert_success
+    want=$(cd "$CONCLAB_SOURCE/bench" && python3 -c 'from harness import schema; print(*schema.FLOORS)')
+    [ "$(cut -f1 <<<"$output" | xargs)" = "$want" ]
+    # two repeats, no time budget to cut them short: every floor, each with its samples
+    run "$CONCLAB_BUILD/bench/calibrate" --repeats 2
+    assert_success
+    jq -se 'length >= 11 and all((.samples | length) == 2 and .ns > 0)' <<<"$output"
+    jq -se 'map(select(.name == "memcpy"))[0].bytes == 1048576' <<<"$output"
+    for args in "--repeats 0" "--repeats x" "--budget -1" "--budget" "--frobnicate"; do
+        read -ra argv <<<"$args"
+        run --separate-stderr "$CONCLAB_BUILD/bench/calibrate" "${argv[@]}"
+        [ "$status" -eq 2 ] || fail "'$args' gave exit $status"
+        [ "${#stderr_lines[@]}" -eq 1 ] && [[ "$stderr" == calibrate:* ]] || fail "'$args': $stderr"
+    done
 }
 
 @test "runs are interleaved rounds, and a ratio is the median of the rounds' ratios" {

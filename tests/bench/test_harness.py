@@ -17,7 +17,7 @@ import pytest
 SOURCE = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(SOURCE / "bench"))
 
-from harness import compare, cpu, data, figures, proc, schema, stats  # noqa: E402
+from harness import compare, cpu, data, experiments, figures, proc, report, schema, stats  # noqa: E402
 from harness.files import OutDir  # noqa: E402
 
 V1 = SOURCE / "tests" / "bench" / "fixtures" / "v1"
@@ -246,12 +246,44 @@ def test_the_takeaway_names_the_fastest_and_slowest_correct_configurations():
 
 def test_chart_inputs():
     rows = rows_for_tables()
-    assert data.bars_tsv(rows, "variant", "ns_op").splitlines()[1] == "mutex\t20000\t10000\t30000\tcorrect"
+    # two rounds, two runs: no interval, so no error bar (both ends at the value)
+    assert data.bars_tsv(rows, "variant", "ns_op").splitlines()[:2] == ["variant\tns_op\tlo\thi\tclass", "mutex\t20000\t20000\t20000\tcorrect"]
     wide = data.lines_tsv(rows, "threads", "variant", "inproc_ns_op").splitlines()
-    assert wide == ["threads\tmutex\tatomic", "2\t20\t6"]
+    assert wide == ["threads\tmutex\tatomic\tmutex lo\tatomic lo\tmutex hi\tatomic hi", "2\t20\t6\t20\t6\t20\t6"]
     assert data.wide_tsv("x", ["a", "b"], {("10", "a"): 1.5, ("2", "b"): None}).splitlines() == [
         "x\ta\tb", "2\tNaN\tNaN", "10\t1.5\tNaN"
     ]  # fmt: skip
+
+
+def test_error_bars_are_the_95_percent_interval_of_each_median():
+    # 10 rounds: mutex's ns/op 100 000 + 10 000 r, atomic's a constant; 7 --json runs
+    m = data.merge_rounds([hf_round([0.010 + r / 1000, 0.005]) for r in range(10)], CONFIGS)
+    lines = [metric(v, rep, 100, ns, lost=rep) for rep in range(1, 8) for v, ns in (("mutex", 20.0 + rep), ("atomic", 10.0))]
+    rows = data.derive_rows(m, lines, "x", ["lost"], {"variant": "mutex"})
+    mutex = rows[0]
+    assert data.value_samples(mutex, "ns_op") == pytest.approx([1e5 + 1e4 * r for r in range(10)])
+    e = stats.estimate(data.value_samples(mutex, "ns_op"))
+    assert data.interval_of(mutex, "ns_op") == (e.lo, e.hi) and e.method == "bootstrap"
+    assert data.interval_of(mutex, "inproc_ns_op") == (21.0, 27.0)  # 7 runs: the order statistics
+    assert data.value_samples(mutex, "metric:lost") == [1, 2, 3, 4, 5, 6, 7]
+    assert data.value_samples(rows[1], "speedup") == pytest.approx([2 + r / 5 for r in range(10)])
+    bar = data.bars_tsv(rows, "variant", "ns_op").splitlines()[1].split("\t")
+    assert [float(x) for x in bar[1:4]] == pytest.approx([mutex["ns_op"], e.lo, e.hi])
+    wide = data.lines_tsv(rows, "threads", "variant", "ns_op").splitlines()[1].split("\t")
+    assert [float(x) for x in wide[1::2]] == pytest.approx([mutex["ns_op"], e.lo, e.hi])
+
+
+def test_a_series_keeps_its_colour_on_every_chart_of_its_chapter(tmp_path):
+    index = {}
+    assert experiments.colours_for(index, ["seq", "threads", "pool", "procs"]) == [1, 2, 3, 4]
+    assert experiments.colours_for(index, ["threads", "procs", "gil"]) == [2, 4, 5]
+    assert experiments.colours_for({}, [str(i) for i in range(12)])[9:] == [10, 1, 2]  # ten colours, then again
+    wide = tmp_path / "w.tsv"
+    wide.write_text(data.wide_tsv("W", ["seq", "threads"], {("1", "seq"): 1, ("1", "threads"): 1}, {}))
+    assert experiments.series_names("lines", wide, {"errors": 1}) == ["seq", "threads"]
+    assert experiments.series_names("speedup", wide, "ideal=2; errors=1") == ["seq", "threads"]
+    assert experiments.series_names("lines", wide, {}) == ["seq", "threads", "seq lo", "threads lo", "seq hi", "threads hi"]
+    assert experiments.series_names("bars", wide, {}) == []
 
 
 # --------------------------------------------------- figures and their table
@@ -317,6 +349,39 @@ def test_a_summary_chart_writes_its_data_and_draws(summary):
     assert (summary.out / "ch-extra.chart.tsv").read_text() == "x\ty\n1\t2\n"
     assert summary.drawn[0][2:] == ("ch-extra", "a title", {"logx": 1})
     assert md[0] == "![a title](ch-extra.png)"
+
+
+# ------------------------------------------------------------ calibration
+def test_a_floor_gets_the_interval_of_its_interleaved_repeats():
+    (c,) = report.floor_estimates([{"name": "mutex", "what": "w", "ns": 1.0, "ops": 9, "samples": XS}])
+    assert (c["ns"], c["lo"], c["hi"], c["n"], c["interval"], c["settled"]) == (1.0, 0.94, 1.06, 10, "bootstrap", True)
+    assert c["samples"] == XS and c["ops"] == 9  # calibrate's own fields stay
+    (c,) = report.floor_estimates([{"name": "fork", "what": "w", "ns": 3.0, "samples": [5, 1, 4, 2, 3, 6]}])
+    assert (c["ns"], c["lo"], c["hi"], c["interval"], c["settled"]) == (3.5, 1, 6, "order statistics", False)
+
+
+def test_the_calibration_table_reads_in_units_with_bandwidth_and_references():
+    cal = report.floor_estimates([
+        {"name": "mutex", "what": "lock", "ns": 1, "samples": [x * 15 for x in XS]},
+        {"name": "fork", "what": "fork", "ns": 1, "samples": [x * 250e3 for x in [5, 1, 4, 2, 3, 6, 3.5, 3.5, 3.5, 3.5]]},
+        {"name": "memcpy", "what": "copy", "ns": 1, "bytes": 1 << 20, "samples": [x * 2e5 for x in XS]},
+    ])  # fmt: skip
+    refs = [{"compare": "calibration:fork", "ns": 1720000, "what": "spawns", "machine": "m", "url": "u"}]
+    md = report.calibration_md(cal, refs, (1.5, 20.0), "Not affected")
+    assert "_While it ran: CPU steal 1.5%, other programs 20.0% of the CPU._" in md
+    assert "Kernel page-table isolation (`/sys/devices/system/cpu/vulnerabilities/meltdown`): Not affected." in md
+    assert "| mutex | 15 ns (14.1–15.9) | lock | – |" in md
+    assert "| fork | 875 µs (688–1062) unsettled | fork | 1.72 ms: spawns; m ([source](u)) |" in md
+    assert "| memcpy | 200 µs (188–212) | copy: 5.24 GB/s (4.95–5.58) | – |" in md
+    assert md[2].startswith("Measured at the start of this run by `bench/calibrate`: 10 interleaved repeats")
+
+
+def test_a_figure_may_divide_only_by_a_floor_calibrate_measures(tmp_path):
+    text = GOOD.replace('goal = ">= 2"', 'goal = ">= 2"\nfloor = "futex"')
+    assert schema.load(write_toml(tmp_path, text))["summary"]["figure"][0]["floor"] == "futex"
+    with pytest.raises(schema.SchemaError) as e:
+        schema.load(write_toml(tmp_path, GOOD.replace('goal = ">= 2"', 'floor = "futexx"')))
+    assert "summary.figure[0].floor: no floor 'futexx' (one of mutex, atomic_add, cache_line, syscall, futex," in str(e.value)
 
 
 # --------------------------------------------------------------- the schema
