@@ -23,6 +23,8 @@ setup() {
     sanitizer_build && [[ $BATS_TEST_DESCRIPTION != *"sanitizer build"* ]] &&
         skip "bench/run refuses sanitizer builds (tested below)"
     Q="$BATS_FILE_TMPDIR/quick"
+    # the tests' own harness runs need no floors: the quick run above has them
+    export CONCLAB_CALIBRATE_ARGS="--repeats 2 --budget 0.5"
 }
 
 @test "a sanitizer build is refused: exit 2 and one line saying why" {
