@@ -1,0 +1,3 @@
+#!/usr/bin/env bats
+
+load common
