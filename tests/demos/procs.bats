@@ -6,6 +6,7 @@
 # SIGTERM from outside; ThreadSanitizer silent everywhere (no variant races inside
 # one process: shared-racy loses updates between processes, where TSan cannot see).
 
+# shellcheck disable=SC2016,SC2154 # $1 for the inner bash; stderr: set by run
 load common
 
 # ThreadSanitizer sleeps 1 s in a process that exits while other threads still
@@ -151,8 +152,8 @@ assert_exact() { # what
 
 @test "shared-racy loses updates between processes; TSan says nothing (it sees one process)" {
     need_cores 2
-    local best=0 i
-    for i in 1 2 3 4 5; do
+    local best=0
+    for _ in 1 2 3 4 5; do
         procs --variant shared-racy --iters 500000 --json
         [ "$status" -eq 0 ] || fail "exit $status: $stderr"
         [[ "$stderr" != *ThreadSanitizer* ]] || fail "TSan reported: $stderr"
