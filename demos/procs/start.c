@@ -68,8 +68,10 @@ static void touch_ballast(const struct cl_run *run, size_t mib)
     if (ballast == MAP_FAILED)
         cl_refuse(run, "mmap", errno, "--rss-mib %zu", mib);
     madvise(ballast, ballast_bytes, MADV_NOHUGEPAGE);
-    for (size_t off = 0; off < ballast_bytes; off += 4096)
-        ballast[off] = (char)off;
+    /* the kernel writes every page itself (Linux 5.14), faster than a fault each */
+    if (madvise(ballast, ballast_bytes, MADV_POPULATE_WRITE) != 0)
+        for (size_t off = 0; off < ballast_bytes; off += 4096)
+            ballast[off] = (char)off;
 }
 /* [end ballast] */
 
