@@ -14,7 +14,7 @@
 Each figure is the median of its own repetitions, in one run; the output is one
 JSON line, shaped as a demo's --json line.
 
-    python3 -S bench/python/procs.py [--rss-mib 0] [--iters 10] [--round-trips 2000] [--mib 4]
+    python3 -S bench/python/procs.py [--rss-mib 0] [--iters 10] [--round-trips 2000] [--mib 4] [--json]
 """
 import argparse
 import json
@@ -142,6 +142,7 @@ def main():
     ap.add_argument("--round-trips", type=int, default=2000, help="per queue and per pipe")
     ap.add_argument("--mib", type=int, default=4, help="the array of copy and shm")
     ap.add_argument("--reps", type=int, default=4, help="copy and shm rounds")
+    ap.add_argument("--json", action="store_true", help="(the only output: one JSON line)")
     args = ap.parse_args()
     if min(args.rss_mib, args.iters - 1, args.round_trips - 1, args.mib - 1, args.reps - 1) < 0:
         ap.error("sizes must be positive (--rss-mib may be 0)")
