@@ -4,10 +4,10 @@
  * half of a transfer and is killed there: the lock held, the sum wrong. The
  * parent then takes the lock itself, --iters times over.
  *
- * The kernel keeps, for every thread, the list of robust mutexes it holds; when
- * the thread dies it marks each one's owner dead and wakes a waiter, whose lock
- * call returns EOWNERDEAD. A plain mutex stays locked by a thread that no longer
- * exists. */
+ * Each thread tells the kernel where its list of held robust mutexes is (glibc
+ * keeps it); when the thread dies, the kernel marks each one's owner dead and
+ * wakes a waiter, whose lock call returns EOWNERDEAD. A plain mutex stays
+ * locked by a thread that no longer exists. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
