@@ -12,15 +12,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "procs.h"
 
 enum { LINES = 10 };                 /* lines each child logs */
-#define HOLD_NS (2 * 1000 * 1000ull) /* the slow sink: log_lock held 2 ms a line */
-#define GAP_NS  (100 * 1000ull)      /* the helper's pause between lines */
+#define HOLD_NS (2ull * 1000 * 1000) /* the slow sink: log_lock held 2 ms a line */
+#define GAP_NS  (100ull * 1000)      /* the helper's pause between lines */
 
 /* [snippet logger] */
 /* The application's logger: one lock around a shared line buffer. */
@@ -29,8 +28,9 @@ static char line[64];
 
 static size_t format_line(const char *who, uint64_t n)
 {
-    size_t len = strlen(who);
-    memcpy(line, who, len);
+    size_t len = 0;
+    while (*who != '\0')
+        line[len++] = *who++;
     line[len++] = ' ';
     len += fmt_u64(line + len, n);
     line[len++] = '\n';
@@ -67,7 +67,7 @@ static void *helper(void *arg)
         if (kind == K_FORK_AFTER_THREADS) /* until the fork: the same hang every run */
             while (atomic_load(&forks_done) == seen && !atomic_load(&stopping) &&
                    cl_now_ns() < until)
-                cl_sleep_ns(50 * 1000);
+                cl_sleep_ns(50 * 1000ull);
         else
             cl_sleep_ns(HOLD_NS);
         write_full(sink, line, len);
@@ -134,7 +134,7 @@ static pid_t start_child(const struct cl_run *run, int out)
 /* Count the lines of a child's pipe until it closes. */
 static uint64_t read_lines(int fd)
 {
-    char buf[512];
+    char buf[512] = "";
     uint64_t n = 0;
     ssize_t got;
     while ((got = CL_RETRY(read(fd, buf, sizeof buf))) > 0)
@@ -153,7 +153,7 @@ void hazard_run(struct cl_run *run)
     for (uint64_t i = 0; i < run->iters; i++) {
         cl_status(w, "waits for the helper to hold log_lock");
         while (!atomic_load(&helper_holds))
-            cl_sleep_ns(20 * 1000);
+            cl_sleep_ns(20 * 1000ull);
         int p[2];
         CL_SYS(pipe2(p, O_CLOEXEC));
         pid_t pid = start_child(run, p[1]);
@@ -189,11 +189,12 @@ static void check(const struct cl_run *run, struct cl_result *res)
     res->exact = children == run->iters && failed == 0;
     cl_metric_int(res, "children", (long long)children);
     cl_metric_int(res, "lines", (long long)lines_read);
-    char a[32], b[32];
-    if (res->exact)
+    char a[32];
+    if (res->exact) {
+        char b[32];
         cl_verdict(res, "%s children started while the helper held log_lock; all %s lines logged",
                    cl_fmt_count(children, a), cl_fmt_count(lines_read, b));
-    else
+    } else
         cl_verdict(res, "%llu of %s children did not log their %d lines and exit 0",
                    (unsigned long long)failed, cl_fmt_count(children, a), LINES);
 }

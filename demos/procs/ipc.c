@@ -46,14 +46,14 @@ struct ring {
 /* [end ring] */
 
 struct channel {
-    int mech;
+    struct ring *ring; /* ring-*: [0] parent to child, [1] back */
+    uint64_t done;     /* round trips timed */
+    uint64_t ns;       /* their time */
     int fd[2][2];      /* pipe: one per direction; socketpair: [0][0] parent, [0][1] child */
     mqd_t mq[2];       /* one per direction */
     int efd[2];        /* ring-eventfd, eventfd: one per direction */
-    struct ring *ring; /* ring-*: [0] parent to child, [1] back */
-    pid_t pid;
-    uint64_t done;
-    uint64_t ns;
+    int mech;
+    pid_t pid; /* the echoing child */
     int status;
 };
 
@@ -63,17 +63,11 @@ static size_t msg;
 static char out_msg[MAX_MSG], in_msg[MAX_MSG];
 static uint64_t wrong;
 
-/* The largest POSIX message this system allows by default. */
+/* The largest POSIX message this system allows by default (8 KiB unless set). */
 static long mq_limit(void)
 {
-    long max = 8192;
-    FILE *f = fopen("/proc/sys/fs/mqueue/msgsize_max", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%ld", &max) != 1)
-            max = 8192;
-        fclose(f);
-    }
-    return max;
+    long long max = proc_number("/proc/sys/fs/mqueue/msgsize_max", NULL);
+    return max > 0 ? (long)max : 8192;
 }
 
 int ipc_prepare(struct cl_run *run, char *err, size_t len)
@@ -273,7 +267,7 @@ static void round_trip(struct channel *c, uint64_t n)
 
 void ipc_run(struct cl_run *run)
 {
-    uint64_t per = (run->iters + ROUNDS - 1) / ROUNDS, warm = per < 100 ? per : 100;
+    uint64_t per = (run->iters + ROUNDS - 1) / ROUNDS, warm = 100; /* untimed, first */
     for (int m = 0; m < NMECH; m++) {
         if (!used[m])
             continue;

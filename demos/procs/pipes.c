@@ -69,7 +69,7 @@ static _Noreturn void queue_worker(struct cl_worker *w, int tasks, int out)
 
 static void take_results(int fd)
 {
-    struct result r[256];
+    struct result r[256] = {{0}};
     ssize_t got = CL_RETRY(read(fd, r, sizeof r));
     CL_SYS(got);
     for (size_t i = 0; i < (size_t)got / sizeof r[0]; i++, results++) {
@@ -158,14 +158,14 @@ static void queue_check(const struct cl_run *run, struct cl_result *res)
     cl_metric_int(res, "wrong", (long long)wrong_sums);
     cl_metric_int(res, "min_per_worker", (long long)lo);
     cl_metric_int(res, "max_per_worker", (long long)hi);
-    char a[32];
-    if (res->exact)
+    if (res->exact) {
+        char a[32];
         cl_verdict(res,
                    "every one of %s tasks done exactly once, by %d workers (%llu to %llu "
                    "each); each stopped at its stop message",
                    cl_fmt_count(run->iters, a), run->threads, (unsigned long long)lo,
                    (unsigned long long)hi);
-    else
+    } else
         cl_verdict(res, "%llu tasks missing, %llu done twice, %llu wrong, %d workers failed",
                    (unsigned long long)missing, (unsigned long long)twice,
                    (unsigned long long)wrong_sums, bad);
@@ -231,7 +231,7 @@ void drain_run(struct cl_run *run)
         drain_status = cl_child_wait(pid); /* the child waits for room in the pipe */
     }
     cl_status(w, "reads the child's output");
-    char buf[4096];
+    char buf[4096] = "";
     for (ssize_t got; (got = CL_RETRY(read(p[0], buf, sizeof buf))) != 0; cl_tick(w)) {
         CL_SYS(got);
         payload_wrong |= drained + (size_t)got > payload_bytes ||

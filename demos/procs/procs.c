@@ -100,24 +100,12 @@ static const struct family *family(const struct cl_run *run)
     return run->variant->data;
 }
 
-/* MemAvailable in MiB, or -1. */
-static long long mem_available_mib(void)
-{
-    long long kib = -1;
-    char line[128];
-    FILE *f = fopen("/proc/meminfo", "r");
-    while (f != NULL && fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "MemAvailable: %lld", &kib) == 1)
-            break;
-    if (f != NULL)
-        fclose(f);
-    return kib < 0 ? -1 : kib / 1024;
-}
-
 static int prepare(struct cl_run *run, char *err, size_t len)
 {
     int kind = run->variant->kind;
-    long long rss = cl_param(run, RSS_MIB), avail = mem_available_mib();
+    long long rss = cl_param(run, RSS_MIB);
+    long long kib = proc_number("/proc/meminfo", "MemAvailable:");
+    long long avail = kib < 0 ? -1 : kib / 1024; /* MiB */
     if (rss > 0 && avail >= 0 && rss > avail / 2) {
         char a[32];
         snprintf(err, len, "procs: --rss-mib %lld: at most half of MemAvailable (%s MiB) allowed",

@@ -173,6 +173,10 @@ const char *status_text(int status, char *buf, size_t len);
 size_t read_full(int fd, void *buf, size_t n);
 size_t write_full(int fd, const void *buf, size_t n);
 
+/* The number after `key` on a line of a /proc or /sys file, or the file's first
+ * number when key is NULL; -1 if there is none. */
+long long proc_number(const char *path, const char *key);
+
 /* A decimal number into buf without stdio (async-signal-safe); its length. */
 size_t fmt_u64(char *buf, uint64_t v);
 

@@ -60,7 +60,7 @@ static bool start_locker(struct cl_run *run, pid_t *pid)
         int status;
         if (cl_child_reaped(*pid, &status))
             return false;
-        futex_wait(&vault->taken, 0, 10 * 1000 * 1000);
+        futex_wait(&vault->taken, 0, 10ull * 1000 * 1000);
     }
     return true;
 }
@@ -77,10 +77,10 @@ static int lock_vault(void)
     while (rc == EBUSY) {
         struct timespec t;
         clock_gettime(CLOCK_REALTIME, &t); /* timedlock counts on CLOCK_REALTIME */
-        t.tv_nsec += 100 * 1000 * 1000;
-        if (t.tv_nsec >= 1000 * 1000 * 1000) {
+        t.tv_nsec += 100L * 1000 * 1000;
+        if (t.tv_nsec >= 1000L * 1000 * 1000) {
             t.tv_sec++;
-            t.tv_nsec -= 1000 * 1000 * 1000;
+            t.tv_nsec -= 1000L * 1000 * 1000;
         }
         rc = pthread_mutex_timedlock(&vault->lock, &t);
         if (rc == ETIMEDOUT)

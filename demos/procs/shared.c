@@ -23,10 +23,10 @@
 
 /* [snippet counters] */
 struct counters {
-    struct gate gate;
-    pthread_mutex_t lock; /* PTHREAD_PROCESS_SHARED */
     _Alignas(64) volatile uint64_t racy;
-    _Alignas(64) uint64_t locked; /* only under lock */
+    struct gate gate;                  /* used only before the counting starts */
+    _Alignas(64) pthread_mutex_t lock; /* PTHREAD_PROCESS_SHARED */
+    uint64_t locked;                   /* only under lock, on the lock's cache line */
     _Alignas(64) _Atomic uint64_t atomic;
     struct {
         _Alignas(64) _Atomic uint64_t done; /* progress, for the parent's watchdog */

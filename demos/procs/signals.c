@@ -118,7 +118,7 @@ void sigterm_run(struct cl_run *run)
 static void sigterm_setup(const struct cl_run *run)
 {
     (void)run;
-    items = mmap(NULL, NPHASES * MAX_PROCS * sizeof *items, PROT_READ | PROT_WRITE,
+    items = mmap(NULL, (size_t)NPHASES * MAX_PROCS * sizeof *items, PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (items == MAP_FAILED)
         cl_refuse(run, "mmap", errno, "the workers' item counters");
@@ -169,7 +169,7 @@ static void sigterm_check(const struct cl_run *run, struct cl_result *res)
 static void sigterm_teardown(const struct cl_run *run)
 {
     (void)run;
-    munmap(items, NPHASES * MAX_PROCS * sizeof *items);
+    munmap(items, (size_t)NPHASES * MAX_PROCS * sizeof *items);
 }
 
 const struct family sigterm_family = {

@@ -31,20 +31,6 @@ static int to_server = -1, from_server = -1;
 
 /* ------------------------------------------------------------ the parent's size */
 
-/* The program's resident memory now, from /proc/self/status. */
-static long vm_rss_kib(void)
-{
-    long kib = -1;
-    char line[128];
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f != NULL && fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
-            break;
-    if (f != NULL)
-        fclose(f);
-    return kib;
-}
-
 /* The bracketed word of /sys/kernel/mm/transparent_hugepage/enabled. */
 static int thp_mode(void)
 {
@@ -87,7 +73,7 @@ static const char *find_tiny(const struct cl_run *run)
         beside[n] = '\0';
         char *slash = strrchr(beside, '/');
         if (slash != NULL) {
-            strcpy(slash + 1, "procs-tiny");
+            snprintf(slash + 1, sizeof beside - (size_t)(slash + 1 - beside), "procs-tiny");
             if (access(beside, X_OK) == 0)
                 return beside;
         }
@@ -159,7 +145,9 @@ static int start_one(const struct cl_run *run, char *const tiny_argv[])
             cl_refuse(run, "fork", errno, "started %llu children", (unsigned long long)started);
         return cl_child_wait(pid);
     case K_VFORK_EXEC:
-        pid = vfork(); /* borrows the parent's memory until the exec: nothing copied */
+        /* borrows the parent's memory until the exec: nothing copied. (The lesson
+         * is vfork itself; posix_spawn below is the safe way to the same.) */
+        pid = vfork(); /* NOLINT(clang-analyzer-security.insecureAPI.vfork) */
         if (pid == 0) {
             execve(tiny_argv[0], tiny_argv, environ);
             _exit(127);
@@ -209,7 +197,7 @@ static void setup(const struct cl_run *run)
         tiny = find_tiny(run);
     if (cl_param(run, RSS_MIB) > 0)
         touch_ballast(run, (size_t)cl_param(run, RSS_MIB));
-    rss_kib = vm_rss_kib();
+    rss_kib = (long)proc_number("/proc/self/status", "VmRSS:"); /* resident now */
     thp = thp_mode();
 }
 

@@ -30,14 +30,17 @@ static void remove_names(void *arg)
             shm_unlink(names[i]); /* async-signal-safe enough: one system call */
 }
 
+static char *free_name(void)
+{
+    for (int i = 0; i < MAX_NAMES; i++)
+        if (names[i][0] == '\0')
+            return names[i];
+    cl_fatal("procs: more than %d shared-memory objects at once", MAX_NAMES);
+}
+
 void *shm_make(const struct cl_run *run, const char *what, size_t bytes, const char **name)
 {
-    int slot = 0;
-    while (slot < MAX_NAMES && names[slot][0] != '\0')
-        slot++;
-    if (slot == MAX_NAMES)
-        cl_fatal("procs: more than %d shared-memory objects at once", MAX_NAMES);
-    char *n = names[slot];
+    char *n = free_name();
     snprintf(n, NAME_LEN, "/conclab-%d-%s", (int)getpid(), what);
     int fd = shm_open(n, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd == -1) {
@@ -145,7 +148,7 @@ bool gate_open_when_ready(struct cl_run *run, struct gate *g, int n, const pid_t
                 return false;
             }
         }
-        cl_sleep_ns(200 * 1000);
+        cl_sleep_ns(200 * 1000ull);
     }
     cl_status(&run->workers[0], NULL);
     g->opened_ns = cl_now_ns();
@@ -168,7 +171,7 @@ void wait_mirrored(struct cl_run *run, const pid_t *pids, int n, uint64_t (*prog
             }
         }
         if (left > 0)
-            cl_sleep_ns(1000 * 1000);
+            cl_sleep_ns(1000 * 1000ull);
     }
     free(done);
 }
@@ -237,6 +240,26 @@ size_t write_full(int fd, const void *buf, size_t n)
         put += (size_t)r;
     }
     return put;
+}
+
+long long proc_number(const char *path, const char *key)
+{
+    long long v = -1;
+    char line[256];
+    size_t klen = key != NULL ? strlen(key) : 0;
+    FILE *f = fopen(path, "r");
+    while (f != NULL && v < 0 && fgets(line, sizeof line, f) != NULL) {
+        if (key != NULL && strncmp(line, key, klen) != 0)
+            continue;
+        char *end;
+        errno = 0;
+        long long n = strtoll(line + klen, &end, 10);
+        if (errno == 0 && end != line + klen)
+            v = n;
+    }
+    if (f != NULL)
+        fclose(f);
+    return v;
 }
 
 size_t fmt_u64(char *buf, uint64_t v)
