@@ -66,6 +66,20 @@ def cross(s, spec):
     return s.derived(spec["name"], spec["what"], at, sources=["start"], unit=" MiB")
 
 
+def _floor_mb_s(s):
+    """The calibrated memcpy floor in MB/s (its ns are per MiB), or None."""
+    ns = s.calibration.get("memcpy")
+    return 1048576 / ns * 1e3 if ns else None
+
+
+def over_memcpy_floor(s, spec):
+    """A bandwidth of the copy experiment as a share of the calibrated memcpy floor."""
+    floor = _floor_mb_s(s)
+    metric = spec["name"].removesuffix("_over_floor")
+    xs = [x / floor for x in s.samples("copy", {}, f"metric:{metric}") if x is not None] if floor else []
+    return s.figure(spec, xs, sources=["copy"])
+
+
 def _ipc_estimates(s):
     """{(mechanism, size): Estimate} of round trips/s over the ipc runs."""
     out = {}
