@@ -687,6 +687,10 @@ static int run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     phase_end(&run);
 
     phase_begin(REPORT);
+    /* The result is many printf calls: holding stdout's lock across them keeps a
+     * Ctrl-C answered meanwhile by the watchdog from printing its partial result
+     * in the middle; it comes after, as the last line. */
+    flockfile(stdout);
     if (opts->json)
         print_json(&run, &res, code);
     else
@@ -694,6 +698,7 @@ static int run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     if (run.trace_file != NULL)
         write_trace(&run);
     fflush(stdout);
+    funlockfile(stdout);
     phase_end(&run);
 
     phase_begin(TEARDOWN);
