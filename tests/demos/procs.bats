@@ -9,12 +9,6 @@
 # shellcheck disable=SC2016,SC2154 # $1 for the inner bash; stderr: set by run
 load common
 
-# ThreadSanitizer sleeps 1 s in a process that exits while other threads still
-# run (its atexit_sleep_ms, to catch races at exit): every Ctrl-C and every hang
-# here ends that way, through _exit with the watchdog's thread alive. Nothing
-# here races at exit, and the tests time Ctrl-C, so not here.
-export TSAN_OPTIONS="${TSAN_OPTIONS-} atexit_sleep_ms=0"
-
 setup() {
     P="$(demo procs)"
     shm_snapshot >"$BATS_TEST_TMPDIR/shm.before"
