@@ -426,16 +426,16 @@ static void report(const struct floor *f, uint64_t ops, const double *samples, i
     cl_json_end(&j);
 }
 
-/* The spawned program sits beside this one in the build. */
+/* The spawned program is procs' empty one, at demos/procs/procs-tiny in the build. */
 static void find_spawnee(void)
 {
     char self[sizeof spawnee] = {0}; /* readlink does not end the string: the zeros do */
     CL_SYS(readlink("/proc/self/exe", self, sizeof self - 1));
     const char *slash = strrchr(self, '/');
-    int len = snprintf(spawnee, sizeof spawnee, "%.*s/spawnee", slash ? (int)(slash - self) : 1,
-                       slash ? self : ".");
+    int len = snprintf(spawnee, sizeof spawnee, "%.*s/../demos/procs/procs-tiny",
+                       slash ? (int)(slash - self) : 1, slash ? self : ".");
     if (len < 0 || (size_t)len >= sizeof spawnee)
-        cl_fatal("calibrate: the path of spawnee beside %s is too long", self);
+        cl_fatal("calibrate: the path of procs-tiny beside %s is too long", self);
     if (access(spawnee, X_OK) != 0) {
         fprintf(stderr, "calibrate: no %s (build it with meson)\n", spawnee);
         exit(1);
