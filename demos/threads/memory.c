@@ -85,16 +85,16 @@ struct mem {
     long long kstack, slab; /* /proc/meminfo: KernelStack, Slab (the whole system) */
 };
 
-static long long field_kib(const char *path, const char *name)
+static long long field_kib(const char *path, const char *field)
 {
     char line[256];
     long long v = -1;
-    size_t len = strlen(name);
+    size_t len = strlen(field);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -1;
     while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, name, len) == 0 && line[len] == ':') {
+        if (strncmp(line, field, len) == 0 && line[len] == ':') {
             sscanf(line + len + 1, "%lld", &v);
             break;
         }

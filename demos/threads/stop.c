@@ -175,6 +175,39 @@ void teardown_stop(void)
 #define MAIN_ENDS_AFTER 3
 #define BEAT_NS         (10 * MS_NS)
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/common_interface_defs.h>
+
+/* Two habits of ThreadSanitizer would hide the child's lesson. It sleeps a
+ * second in exit() (atexit_sleep_ms), to catch races at exit, and the
+ * detached thread beats on meanwhile: off here (TSAN_OPTIONS still wins).
+ * And it keeps a thread of its own from the first pthread_create on, so that
+ * after main's pthread_exit the heartbeat is never the last thread and the
+ * process never ends: tsan_quiet_child stops that thread first. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "atexit_sleep_ms=0";
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+static void tsan_quiet_child(void)
+{
+    pthread_t t;
+    CL_PT(pthread_create(&t, NULL, nothing, NULL)); /* TSan starts its thread now */
+    CL_PT(pthread_join(t, NULL));
+    __sanitizer_sandbox_on_notify(NULL); /* and stops it here, for good */
+}
+#else
+static void tsan_quiet_child(void)
+{
+}
+#endif
+
 static uint64_t child_t0;
 static _Atomic int beats_written;
 
@@ -227,6 +260,7 @@ int heartbeat_child_main(int argc, char **argv)
         return CL_EXIT_USAGE;
     }
     cl_child_die_with_parent((pid_t)atoi(argv[4]));
+    tsan_quiet_child();
     return child_main(strcmp(argv[2], "pthread-exit") == 0 ? MAIN_PTHREAD_EXIT : MAIN_RETURNS,
                       &beats);
 }
