@@ -1,8 +1,9 @@
 /* threads: what a thread costs in memory. --count threads are created, each
  * blocks at once on one condition variable, and the process's and the
  * kernel's memory are read before and after: per thread, what is resident
- * (touched), what is only reserved (virtual), the kernel stack, and the
- * kernel's other objects (slab). Then they are released and joined. */
+ * (touched), what is only reserved (virtual), the kernel stack, the page
+ * tables that map the stack, and the kernel's other objects (slab). Then they
+ * are released and joined. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -81,8 +82,8 @@ int prepare_memory(struct cl_run *run, char *err, size_t errlen)
 
 /* What /proc says, in KiB. */
 struct mem {
-    long long rss, vsize;   /* /proc/self/status: VmRSS, VmSize */
-    long long kstack, slab; /* /proc/meminfo: KernelStack, Slab (the whole system) */
+    long long rss, vsize, pte; /* /proc/self/status: VmRSS, VmSize, VmPTE (page tables) */
+    long long kstack, slab;    /* /proc/meminfo: KernelStack, Slab (the whole system) */
 };
 
 static long long field_kib(const char *path, const char *field)
@@ -104,9 +105,11 @@ static long long field_kib(const char *path, const char *field)
 
 static struct mem read_mem(void)
 {
-    return (struct mem){
-        field_kib("/proc/self/status", "VmRSS"), field_kib("/proc/self/status", "VmSize"),
-        field_kib("/proc/meminfo", "KernelStack"), field_kib("/proc/meminfo", "Slab")};
+    return (struct mem){.rss = field_kib("/proc/self/status", "VmRSS"),
+                        .vsize = field_kib("/proc/self/status", "VmSize"),
+                        .pte = field_kib("/proc/self/status", "VmPTE"),
+                        .kstack = field_kib("/proc/meminfo", "KernelStack"),
+                        .slab = field_kib("/proc/meminfo", "Slab")};
 }
 
 /* [snippet memory] */
@@ -193,6 +196,7 @@ void check_memory(const struct cl_run *run, struct cl_result *res)
     double rss = (double)(m.after.rss - m.before.rss) / n;
     double kstack = (double)(m.after.kstack - m.before.kstack) / n;
     double slab = (double)(m.after.slab - m.before.slab) / n;
+    double pte = (double)(m.after.pte - m.before.pte) / n;
     double virt = (double)(m.after.vsize - m.before.vsize) / n / 1024;
     res->exact = hold.parked == m.count;
     res->ops = (uint64_t)m.count;
@@ -202,6 +206,7 @@ void check_memory(const struct cl_run *run, struct cl_result *res)
     cl_metric_real(res, "join_us", (double)m.join_ns / 1e3 / n);
     cl_metric_real(res, "rss_kib", rss);
     cl_metric_real(res, "kstack_kib", kstack);
+    cl_metric_real(res, "ptables_kib", pte);
     cl_metric_real(res, "slab_kib", slab);
     cl_metric_real(res, "virt_mib", virt);
     char a[32];
@@ -210,7 +215,7 @@ void check_memory(const struct cl_run *run, struct cl_result *res)
     else
         cl_verdict(res,
                    "%s threads blocked at once; each: %.1f KiB resident, %.1f KiB kernel "
-                   "stack, %.1f KiB slab, %.2f MiB virtual%s",
-                   cl_fmt_count((uint64_t)m.count, a), rss, kstack, slab, virt,
+                   "stack, %.1f KiB page tables, %.1f KiB slab, %.2f MiB virtual%s",
+                   cl_fmt_count((uint64_t)m.count, a), rss, kstack, pte, slab, virt,
                    SANITIZED ? " (a sanitizer build: not the real figures)" : "");
 }
