@@ -50,8 +50,8 @@ def memory_figures(s, spec):
 
 def python_figures(s, spec):
     out = []
-    for count, exp in zip(COUNTS, ("python", "python10k")):
-        sel = {"count": count}
+    for count in COUNTS:
+        exp, sel = "python", {"count": count}
         if s.row(exp, sel) is None:
             continue
         n = f"{int(count):,}"
@@ -77,7 +77,7 @@ def tables(s):
     table, points = [], {}
     for count in counts:
         c8, c64 = (s.row("memory", {"count": count, "stack_kib": k}) for k, _ in STACKS)
-        py = s.row("python", {"count": count}) or s.row("python10k", {"count": count})
+        py = s.row("python", {"count": count})
         rows = (("resident KiB", "rss_kib"), ("kernel stack KiB", "kstack_kib"), ("page tables KiB", "ptables_kib"),
                 ("slab KiB", "slab_kib"), ("virtual MiB", "virt_mib"), ("create µs", "create_us"))  # fmt: skip
         for what, key in rows:
