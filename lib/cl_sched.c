@@ -10,16 +10,17 @@
 
 #include "cl_time.h"
 
+enum { STAT, WCHAN, SYSCALL, SCHEDSTAT }; /* the files, as indices of fd[] */
+
 int cl_sched_open(struct cl_sched_probe *p, pid_t tid)
 {
-    static const char *const files[] = {"stat", "wchan", "syscall", "schedstat"};
-    int *fds[] = {&p->stat_fd, &p->wchan_fd, &p->syscall_fd, &p->schedstat_fd};
-    for (size_t i = 0; i < 4; i++)
-        *fds[i] = -1;
-    for (size_t i = 0; i < 4; i++) {
+    static const char *const files[CL_SCHED_FILES] = {"stat", "wchan", "syscall", "schedstat"};
+    for (size_t i = 0; i < CL_SCHED_FILES; i++)
+        p->fd[i] = -1;
+    for (size_t i = 0; i < CL_SCHED_FILES; i++) {
         char path[64];
         snprintf(path, sizeof path, "/proc/self/task/%d/%s", (int)tid, files[i]);
-        if ((*fds[i] = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+        if ((p->fd[i] = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
             int err = errno;
             cl_sched_close(p);
             return err;
@@ -30,11 +31,10 @@ int cl_sched_open(struct cl_sched_probe *p, pid_t tid)
 
 void cl_sched_close(struct cl_sched_probe *p)
 {
-    int *fds[] = {&p->stat_fd, &p->wchan_fd, &p->syscall_fd, &p->schedstat_fd};
-    for (size_t i = 0; i < 4; i++) {
-        if (*fds[i] >= 0)
-            close(*fds[i]);
-        *fds[i] = -1;
+    for (size_t i = 0; i < CL_SCHED_FILES; i++) {
+        if (p->fd[i] >= 0)
+            close(p->fd[i]);
+        p->fd[i] = -1;
     }
 }
 
@@ -58,25 +58,24 @@ bool cl_sched_read(const struct cl_sched_probe *p, struct cl_sched_sample *s)
     *s = (struct cl_sched_sample){.t_ns = cl_now_ns(), .syscall = -1};
     /* "TID (comm) S ...": comm may hold spaces and parentheses, so the state
      * is the letter after the last ')' */
-    if (!read_file(p->stat_fd, buf, sizeof buf))
+    if (!read_file(p->fd[STAT], buf, sizeof buf))
         return false;
     const char *close_paren = strrchr(buf, ')');
     if (close_paren == NULL || close_paren[1] != ' ')
         return false;
     s->state = close_paren[2];
-    if (read_file(p->wchan_fd, buf, sizeof buf))
+    if (read_file(p->fd[WCHAN], buf, sizeof buf))
         snprintf(s->wchan, sizeof s->wchan, "%.*s", (int)strcspn(buf, "\n"), buf);
-    if (read_file(p->syscall_fd, buf, sizeof buf)) {
+    if (read_file(p->fd[SYSCALL], buf, sizeof buf)) {
         char *end;
         long nr = strtol(buf, &end, 10); /* "running", or "-1 ..." outside a call */
         if (end != buf && nr >= 0)
             s->syscall = nr;
     }
-    unsigned long long cpu, queued;
-    if (read_file(p->schedstat_fd, buf, sizeof buf) &&
-        sscanf(buf, "%llu %llu", &cpu, &queued) == 2) {
-        s->cpu_ns = cpu;
-        s->queued_ns = queued;
+    if (read_file(p->fd[SCHEDSTAT], buf, sizeof buf)) { /* "ON_CPU_NS QUEUED_NS SLICES" */
+        char *end;
+        s->cpu_ns = strtoull(buf, &end, 10);
+        s->queued_ns = strtoull(end, NULL, 10);
     }
     if (s->state == 'X' || s->state == 'Z') /* dying: as good as gone */
         s->state = 0;

@@ -31,9 +31,11 @@ struct cl_sched_sample {
     uint64_t queued_ns; /* schedstat: time ready in a run queue so far */
 };
 
-/* The thread's files, kept open for its whole life. */
+/* The thread's files, kept open for its whole life: stat, wchan, syscall,
+ * schedstat, in that order (-1: closed). */
+#define CL_SCHED_FILES 4
 struct cl_sched_probe {
-    int stat_fd, wchan_fd, syscall_fd, schedstat_fd;
+    int fd[CL_SCHED_FILES];
 };
 
 /* Open thread tid's files (a thread of this process): 0, or the errno. */

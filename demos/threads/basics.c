@@ -31,7 +31,7 @@ struct sleeper {
 static void *sleeper_main(void *arg)
 {
     struct sleeper *s = arg;
-    if (s->sleep_ns > 0) /* a sleep of 0 still enters the kernel's timer: tens of µs */
+    if (s->sleep_ns > 0)          /* a sleep of 0 still enters the kernel's timer: tens of µs */
         cl_sleep_ns(s->sleep_ns); /* waiting, like I/O: it needs no CPU meanwhile */
     cl_tick(s->w);
     return NULL;
@@ -68,14 +68,15 @@ void run_create_join(struct cl_run *run)
 
 void check_create_join(const struct cl_run *run, struct cl_result *res)
 {
-    uint64_t n = (uint64_t)run->threads, unit_ms = (uint64_t)cl_param(run, SLEEP_MS);
+    long long n = run->threads, unit_ms = cl_param(run, SLEEP_MS);
+    long long longest = n * unit_ms, sum = n * (n + 1) / 2 * unit_ms;
     for (int i = 0; i < run->threads; i++)
         res->exact &= atomic_load(&run->workers[i].progress) == run->iters;
-    res->ops = n * run->iters;
+    res->ops = (uint64_t)n * run->iters;
     double elapsed_ms = (double)round_ns / 1e6, per_us = run->wall_s * 1e6 / (double)res->ops;
     cl_metric_real(res, "elapsed_ms", elapsed_ms);
-    cl_metric_int(res, "longest_ms", (long long)(n * unit_ms));
-    cl_metric_int(res, "sum_ms", (long long)(n * (n + 1) / 2 * unit_ms));
+    cl_metric_int(res, "longest_ms", longest);
+    cl_metric_int(res, "sum_ms", sum);
     if (unit_ms == 0) /* with sleeps, the time is theirs */
         cl_metric_real(res, "create_join_us", per_us);
     char a[32], b[32];
@@ -83,11 +84,10 @@ void check_create_join(const struct cl_run *run, struct cl_result *res)
         cl_verdict(res, "a thread did not run its sleep");
     else if (unit_ms == 0)
         cl_verdict(res, "%s threads created and joined, %s at a time: %.1f µs each",
-                   cl_fmt_count(res->ops, a), cl_fmt_count(n, b), per_us);
+                   cl_fmt_count(res->ops, a), cl_fmt_count((uint64_t)n, b), per_us);
     else
-        cl_verdict(res, "elapsed %.0f ms: the longest sleep (%llu ms), not the sum (%llu ms)",
-                   elapsed_ms, (unsigned long long)(n * unit_ms),
-                   (unsigned long long)(n * (n + 1) / 2 * unit_ms));
+        cl_verdict(res, "elapsed %.0f ms: the longest sleep (%lld ms), not the sum (%lld ms)",
+                   elapsed_ms, longest, sum);
 }
 
 /* ------------------------------------------------------------ shared-vs-private */
@@ -168,18 +168,19 @@ void check_shared(const struct cl_run *run, struct cl_result *res)
     cl_metric_int(res, "locals_in_own", in_own);
     cl_metric_int(res, "stack_kib", (long long)(stack / 1024));
     cl_metric_int(res, "min_gap_kib", n > 1 ? (long long)(gap / 1024) : 0);
-    char a[32];
-    if (!res->exact)
-        cl_verdict(res,
-                   "not as expected: %d globals, %d heap blocks, %d of %d locals in their "
-                   "own stack, %d overlapping stacks",
-                   globals, heaps, in_own, n, overlaps);
-    else
+    if (res->exact) {
+        char a[32];
         cl_verdict(res,
                    "one global at %#lx, one heap block at %#lx; %d stacks of %s KiB, each "
                    "thread's local in its own",
                    (unsigned long)wheres[0].global, (unsigned long)wheres[0].heap_at, n,
                    cl_fmt_count(stack / 1024, a));
+    } else {
+        cl_verdict(res,
+                   "not as expected: %d globals, %d heap blocks, %d of %d locals in their "
+                   "own stack, %d overlapping stacks",
+                   globals, heaps, in_own, n, overlaps);
+    }
 }
 
 /* ------------------------------------------------------------ result */
@@ -239,7 +240,7 @@ void run_result(struct cl_run *run)
 {
     int n = run->threads;
     tasks = cl_xcalloc((size_t)n, sizeof *tasks);
-    outcomes = cl_xcalloc((size_t)n, sizeof *outcomes);
+    outcomes = cl_xcalloc((size_t)n, sizeof(struct outcome *));
     noutcomes = n;
     for (int i = 0; i < n; i++) {
         long root = i + 3;

@@ -22,14 +22,24 @@
 #define SANITIZED_MAX_COUNT     500
 #define SANITIZED_MIN_STACK_KIB 256
 
+/* The number at the start of text, or -1. */
+static long long number(const char *text)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    return end == text || errno != 0 ? -1 : v;
+}
+
 /* A number from a one-number file of /proc/sys, or -1. */
 static long long proc_number(const char *path)
 {
     long long v = -1;
     FILE *f = fopen(path, "r");
     if (f != NULL) {
-        if (fscanf(f, "%lld", &v) != 1)
-            v = -1;
+        char line[64];
+        if (fgets(line, sizeof line, f) != NULL)
+            v = number(line);
         fclose(f);
     }
     return v;
@@ -96,7 +106,7 @@ static long long field_kib(const char *path, const char *field)
         return -1;
     while (fgets(line, sizeof line, f) != NULL)
         if (strncmp(line, field, len) == 0 && line[len] == ':') {
-            sscanf(line + len + 1, "%lld", &v);
+            v = number(line + len + 1);
             break;
         }
     fclose(f);
@@ -209,13 +219,14 @@ void check_memory(const struct cl_run *run, struct cl_result *res)
     cl_metric_real(res, "ptables_kib", pte);
     cl_metric_real(res, "slab_kib", slab);
     cl_metric_real(res, "virt_mib", virt);
-    char a[32];
-    if (!res->exact)
+    if (!res->exact) {
         cl_verdict(res, "%d of %d threads blocked", hold.parked, m.count);
-    else
+    } else {
+        char a[32];
         cl_verdict(res,
                    "%s threads blocked at once; each: %.1f KiB resident, %.1f KiB kernel "
                    "stack, %.1f KiB page tables, %.1f KiB slab, %.2f MiB virtual%s",
                    cl_fmt_count((uint64_t)m.count, a), rss, kstack, pte, slab, virt,
                    SANITIZED ? " (a sanitizer build: not the real figures)" : "");
+    }
 }

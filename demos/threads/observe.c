@@ -145,7 +145,7 @@ static void start_watched(struct cl_run *run)
     CL_PT(pthread_attr_destroy(&attr));
     for (int k = 0; k < 2; k++) {
         while (atomic_load(&kernel_tid[k]) == 0)
-            cl_sleep_ns(100 * 1000);
+            cl_sleep_ns(100000); /* 0.1 ms */
         watch[k] = (struct watch){.s = cl_xcalloc(MAX_SAMPLES, sizeof(struct cl_sched_sample))};
         int rc = cl_sched_open(&watch[k].probe, atomic_load(&kernel_tid[k]));
         if (rc != 0)

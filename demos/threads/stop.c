@@ -123,7 +123,6 @@ void run_stop(struct cl_run *run)
 void check_stop(const struct cl_run *run, struct cl_result *res)
 {
     int n = nstoppers, consistent = 0;
-    char count[32];
     uint64_t *lat = cl_xcalloc((size_t)n, sizeof *lat), items = 0;
     for (int i = 0; i < n; i++) {
         const struct stopper *s = &stoppers[i];
@@ -135,8 +134,9 @@ void check_stop(const struct cl_run *run, struct cl_result *res)
         items += s->items;
     }
     cl_sort_ns(lat, (size_t)n);
-    double p50 = (double)lat[(n - 1) / 2] / 1e3, p99 = (double)lat[(99 * n + 99) / 100 - 1] / 1e3;
-    double max = (double)lat[n - 1] / 1e3;
+    size_t mid = (size_t)(n - 1) / 2, at99 = (size_t)(99 * n + 99) / 100 - 1; /* nearest rank */
+    double p50 = (double)lat[mid] / 1e3, p99 = (double)lat[at99] / 1e3,
+           max = (double)lat[n - 1] / 1e3;
     free(lat);
     res->exact = consistent == n;
     res->ops = (uint64_t)n;
@@ -145,15 +145,17 @@ void check_stop(const struct cl_run *run, struct cl_result *res)
     cl_metric_real(res, "p50_us", p50);
     cl_metric_real(res, "p99_us", p99);
     cl_metric_real(res, "max_us", max);
-    if (!res->exact)
+    if (!res->exact) {
         cl_verdict(res, "%d of %d workers stopped with their work counted", consistent, n);
-    else
+    } else {
+        char count[32];
         cl_verdict(res,
                    "%d workers stopped after %s items; a stop took %.3f ms at the median, "
                    "%.3f ms at most (%s every %lld ms)",
                    n, cl_fmt_count(items, count), p50 / 1e3, max / 1e3,
                    run->variant->kind == STOP_FLAG ? "polling" : "a timed wait",
                    cl_param(run, POLL_MS));
+    }
 }
 
 void teardown_stop(void)
@@ -254,12 +256,14 @@ int heartbeat_child_main(int argc, char **argv)
 {
     static int beats; /* outlives main: the detached thread reads it */
     child_t0 = cl_now_ns();
-    if (argc != 5 || (beats = atoi(argv[3])) < 1) {
+    if (argc == 5)
+        beats = (int)strtol(argv[3], NULL, 10);
+    if (argc != 5 || beats < 1) {
         fprintf(stderr, "threads: %s MODE BEATS PARENT: the detached variant's child\n",
                 HEARTBEAT_CHILD);
         return CL_EXIT_USAGE;
     }
-    cl_child_die_with_parent((pid_t)atoi(argv[4]));
+    cl_child_die_with_parent((pid_t)strtol(argv[4], NULL, 10));
     tsan_quiet_child();
     return child_main(strcmp(argv[2], "pthread-exit") == 0 ? MAIN_PTHREAD_EXIT : MAIN_RETURNS,
                       &beats);
@@ -272,13 +276,15 @@ static struct heard {
     double last_ms, main_ms;
 } hb;
 
+/* One line of the child's: "WHAT N MS" (say's format). */
 static void read_line(struct cl_run *run, const char *line)
 {
+    size_t len = strcspn(line, " ");
     char what[8];
-    int n;
-    double ms;
-    if (sscanf(line, "%7s %d %lf", what, &n, &ms) != 3)
-        return;
+    snprintf(what, sizeof what, "%.*s", (int)len, line);
+    char *end;
+    int n = (int)strtol(line + len, &end, 10);
+    double ms = strtod(end, NULL);
     if (strcmp(what, "beat") == 0) {
         hb.gaps += n != hb.last_beat + 1;
         hb.last_beat = n;
@@ -316,12 +322,14 @@ void run_detached(struct cl_run *run)
         cl_refuse(run, "posix_spawn", rc, "the detached variant's child process");
     cl_status(&run->workers[0], "reads the child's heartbeats");
     FILE *in = fdopen(fds[0], "r");
-    if (in == NULL)
+    if (in == NULL) /* an if-else: cppcheck 2.10 reads on past the _Noreturn cl_die */
         cl_die(__FILE__, __LINE__, "fdopen", errno);
-    char line[128];
-    while (fgets(line, sizeof line, in) != NULL)
-        read_line(run, line);
-    fclose(in);
+    else {
+        char line[128];
+        while (fgets(line, sizeof line, in) != NULL)
+            read_line(run, line);
+        fclose(in);
+    }
     hb.status = cl_child_wait(pid);
     cl_status(&run->workers[0], NULL);
 }

@@ -121,7 +121,7 @@ static struct {
 
 static void *subject(void *arg)
 {
-    int what = (int)(intptr_t)arg;
+    int what = *(const int *)arg;
     atomic_store(&live.tid, gettid());
     if (what == HOLD_MUTEX) {
         CL_PT(pthread_mutex_lock(&live.mu));
@@ -149,12 +149,14 @@ static bool seen(const struct cl_sched_probe *p, enum cl_span_kind want)
 
 static void observe(int what, enum cl_span_kind want)
 {
+    static int kind; /* the subject's argument; one subject at a time */
     pthread_t t;
+    kind = what;
     atomic_store(&live.stop, false);
     atomic_store(&live.tid, 0);
     if (what == HOLD_MUTEX)
         CL_PT(pthread_mutex_lock(&live.mu));
-    CL_PT(pthread_create(&t, NULL, subject, (void *)(intptr_t)what));
+    CL_PT(pthread_create(&t, NULL, subject, &kind));
     while (atomic_load(&live.tid) == 0)
         cl_sleep_ns(MS);
     struct cl_sched_probe p;
@@ -200,7 +202,8 @@ static void test_open_missing_thread(void **state)
     (void)state;
     struct cl_sched_probe p;
     assert_int_equal(cl_sched_open(&p, 0x7ffffff0), ENOENT);
-    assert_int_equal(p.stat_fd, -1);
+    for (int i = 0; i < CL_SCHED_FILES; i++)
+        assert_int_equal(p.fd[i], -1);
 }
 
 int main(int argc, char **argv)
