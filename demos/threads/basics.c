@@ -31,8 +31,10 @@ struct sleeper {
 static void *sleeper_main(void *arg)
 {
     struct sleeper *s = arg;
-    if (s->sleep_ns > 0)          /* a sleep of 0 still enters the kernel's timer: tens of µs */
-        cl_sleep_ns(s->sleep_ns); /* waiting, like I/O: it needs no CPU meanwhile */
+    /* waiting, like I/O: no CPU needed meanwhile (a sleep of 0 would still
+     * wait for the kernel's timer, tens of µs) */
+    if (s->sleep_ns > 0)
+        cl_sleep_ns(s->sleep_ns);
     cl_tick(s->w);
     return NULL;
 }
