@@ -71,6 +71,11 @@ int cl_child_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_
     return rc;
 }
 
+void cl_child_adopt(pid_t pid)
+{
+    add(pid);
+}
+
 void cl_child_die_with_parent(pid_t expected_parent)
 {
     CL_SYS(prctl(PR_SET_PDEATHSIG, SIGKILL));

@@ -31,6 +31,13 @@ pid_t cl_child_fork(void);
 int cl_child_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                    char *const argv[]);
 
+/* Register a child started another way (vfork + exec, clone): from then on it
+ * is killed and reaped like the others. Call it in the parent as soon as the
+ * pid is known. A vfork child gets no PR_SET_PDEATHSIG (it may only exec or
+ * _exit), so the program it runs should end soon or call
+ * cl_child_die_with_parent(). */
+void cl_child_adopt(pid_t pid);
+
 /* In a spawned program: die when the thread that spawned it ends, and now if it
  * already has (expected_parent is the parent's pid, from its command line or
  * environment; 0: any parent but init). */

@@ -687,18 +687,18 @@ static int run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     phase_end(&run);
 
     phase_begin(REPORT);
-    /* The result is one block on stdout: a Ctrl-C that the watchdog answers
-     * meanwhile (stop_interrupted, on its own thread) waits for the lock and
-     * prints its line after the block, never inside it. */
+    /* The result is many printf calls: holding stdout's lock across them keeps a
+     * Ctrl-C answered meanwhile by the watchdog from printing its partial result
+     * in the middle; it comes after, as the last line. */
     flockfile(stdout);
     if (opts->json)
         print_json(&run, &res, code);
     else
         print_human(&run, &res, capped);
-    fflush(stdout);
-    funlockfile(stdout);
     if (run.trace_file != NULL)
         write_trace(&run);
+    fflush(stdout);
+    funlockfile(stdout);
     phase_end(&run);
 
     phase_begin(TEARDOWN);

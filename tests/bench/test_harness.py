@@ -408,8 +408,8 @@ GOOD = """
 """
 
 
-def test_the_six_chapters_files_are_valid():
-    for ch in ("race", "deadlock", "prodcons", "barrier", "speedup", "gil"):
+def test_the_chapters_files_are_valid():
+    for ch in ("race", "deadlock", "prodcons", "barrier", "speedup", "gil", "procs"):
         doc = schema.load(SOURCE / "bench" / f"{ch}.toml")
         assert doc["experiment"] and doc["summary"]["figure"]
 

@@ -73,6 +73,21 @@ static void run_forgets_child(struct cl_run *run)
     cl_tick(&run->workers[0]);
 }
 
+/* A child started by vfork + exec and adopted, then forgotten: lib kills it too. */
+static void run_adopts_child(struct cl_run *run)
+{
+    char *const argv[] = {"sleep", "60", NULL};
+    pid_t pid = vfork(); /* NOLINT(clang-analyzer-security.insecureAPI.vfork) */
+    if (pid == 0) {
+        execv("/bin/sleep", argv);
+        _exit(127);
+    }
+    CL_SYS(pid);
+    cl_child_adopt(pid);
+    dprintf(STDERR_FILENO, "child %d\n", (int)pid);
+    cl_tick(&run->workers[0]);
+}
+
 /* A child started, then the system refuses the next one. */
 static void run_refused(struct cl_run *run)
 {
@@ -169,7 +184,18 @@ static void check_count(const struct cl_run *run, struct cl_result *res)
         cl_verdict(res, "signal %d read from the signalfd", atomic_load(&got_signal));
 }
 
-enum { COUNT, RUN_TWICE, STALLED_CHILD, FORGETS_CHILD, REFUSED, STARVING, FINISHING, SIGNALS, N };
+enum {
+    COUNT,
+    RUN_TWICE,
+    STALLED_CHILD,
+    FORGETS_CHILD,
+    ADOPTS_CHILD,
+    REFUSED,
+    STARVING,
+    FINISHING,
+    SIGNALS,
+    N
+};
 
 static const struct cl_variant variants[N] = {
     [COUNT] = {"count", CL_CORRECT, "threads count", .worker = count_worker, .threads = 2,
@@ -180,6 +206,8 @@ static const struct cl_variant variants[N] = {
                        .iters = 10},
     [FORGETS_CHILD] = {"forgets-child", CL_CORRECT, "a child left", .run = run_forgets_child,
                        .iters = 1},
+    [ADOPTS_CHILD] = {"adopts-child", CL_CORRECT, "a vfork child left", .run = run_adopts_child,
+                      .iters = 1},
     [REFUSED] = {"refused", CL_CORRECT, "a refused fork", .run = run_refused, .iters = 1},
     [STARVING] = {"starving", CL_HANGS, "writers starve", .kind = WITH_ROLES,
                   .worker = starving_worker, .threads = 3, .iters = 1000000},
@@ -293,6 +321,16 @@ static void test_child_left_behind_is_killed(void **state)
     run_main(&base, ARGS("--variant", "forgets-child", "--quiet"), &kid);
     assert_child_exit(&kid, CL_EXIT_OK);
     assert_contains(kid.err, "unit: forgets-child left 1 child process running: killed\n");
+    assert_gone(child_pid(kid.err));
+}
+
+/* A child started by vfork + exec and registered with cl_child_adopt: the same. */
+static void test_adopted_child_is_killed(void **state)
+{
+    (void)state;
+    run_main(&base, ARGS("--variant", "adopts-child", "--quiet"), &kid);
+    assert_child_exit(&kid, CL_EXIT_OK);
+    assert_contains(kid.err, "unit: adopts-child left 1 child process running: killed\n");
     assert_gone(child_pid(kid.err));
 }
 
@@ -447,6 +485,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_run_shape_refuses_threads),
         cmocka_unit_test(test_child_stops_making_progress),
         cmocka_unit_test(test_child_left_behind_is_killed),
+        cmocka_unit_test(test_adopted_child_is_killed),
         cmocka_unit_test(test_refused_resource_exits_4),
         cmocka_unit_test(test_refused_threads_exit_4),
         cmocka_unit_test(test_starving_role),
