@@ -86,7 +86,8 @@ static void each_span(const struct cl_trace *t, span_fn *fn, void *arg)
 
 const char *cl_span_name(enum cl_span_kind kind)
 {
-    static const char *const names[] = {"run", "wait", "hold"};
+    static const char *const names[CL_SPAN_KINDS] = {"run",      "wait",    "hold",     "running",
+                                                     "runnable", "blocked", "sleeping", "exited"};
     return names[kind];
 }
 

@@ -10,7 +10,22 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum cl_span_kind { CL_SPAN_RUN, CL_SPAN_WAIT, CL_SPAN_HOLD, CL_SPAN_KINDS };
+/* What a span says a thread was doing. The first three are the program's own
+ * view, marked around its code (cl_span_begin/end); the rest are the
+ * scheduler's view of a thread, read from the kernel (cl_sched) or inferred by a
+ * thread that watches its own clock. Each kind's name is its CSV and JSON name. */
+enum cl_span_kind {
+    CL_SPAN_RUN,      /* "run": the thread's whole job */
+    CL_SPAN_WAIT,     /* "wait": sleeping or blocked, as the program sees it */
+    CL_SPAN_HOLD,     /* "hold": holding a lock */
+    CL_SPAN_RUNNING,  /* "running": on a CPU */
+    CL_SPAN_RUNNABLE, /* "runnable": ready, waiting in a run queue for a CPU */
+    CL_SPAN_BLOCKED,  /* "blocked": asleep until another thread or a device wakes
+                         it (a futex: a lock or a condition variable; a pipe) */
+    CL_SPAN_SLEEPING, /* "sleeping": asleep until a time (nanosleep) */
+    CL_SPAN_EXITED,   /* "exited": the thread is gone; not yet joined, perhaps */
+    CL_SPAN_KINDS
+};
 
 struct cl_span {
     uint64_t start_ns, end_ns;

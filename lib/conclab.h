@@ -15,6 +15,7 @@
 #include "cl_mutex.h"
 #include "cl_queue.h"
 #include "cl_run.h"
+#include "cl_sched.h"
 #include "cl_stencil.h"
 #include "cl_task.h"
 #include "cl_thread.h"

@@ -8,7 +8,10 @@
 # plots/common.gp (out, title, term, prov, key):
 #   in      a --trace CSV: header "thread,kind,start_s,end_s", then one interval a line;
 #           kind is run (thin grey bar under the row: the thread's whole job),
-#           wait (thick orange: sleeping or blocked) or hold (thick blue: holding a lock)
+#           wait (thick orange: sleeping or blocked) or hold (thick blue: holding a
+#           lock), the program's view; or the scheduler's view (lib/cl_sched.h), each
+#           thick: running (green), runnable (gold: ready, no CPU), blocked (red),
+#           sleeping (purple), exited (grey)
 #   key     as in common.gp (default here: "top right"); the legend runs across
 #           a row of its own above the first thread
 # Time runs left to right in milliseconds from the earliest start in the file.
@@ -27,10 +30,18 @@ t1 = STATS_max
 stats in skip 1 using 1 nooutput
 thmin = STATS_min
 thmax = STATS_max
-stats in skip 1 using (strcol(2) eq "wait" ? 1 : 0) nooutput
-nwait = STATS_sum
-stats in skip 1 using (strcol(2) eq "hold" ? 1 : 0) nooutput
-nhold = STATS_sum
+# the thick kinds, their colours and their borders; a kind is in the key only
+# when the file has it
+kinds = "wait hold running runnable blocked sleeping exited"
+array fill[7] = [PALETTE[4], PALETTE[1], PALETTE[3], "#f2c12e", PALETTE[2], PALETTE[5], "#b0b0b0"]
+array edge[7] = ["#a04d00", "#0d3d66", "#17601a", "#9c7a10", "#7a1516", "#54367a", "#707070"]
+array count[7]
+do for [k = 1:words(kinds)] {
+    stats in skip 1 using (strcol(2) eq word(kinds, k) ? 1 : 0) nooutput
+    count[k] = STATS_sum
+}
+stats in skip 1 using (strcol(2) eq "run" ? 1 : 0) nooutput
+nrun = STATS_sum
 
 ms(s) = (s - t0) * 1000.0
 span = ms(t1)
@@ -50,9 +61,9 @@ set style fill solid 1.0 noborder
 
 plotcmd = "\
     plot in skip 1 using (ms(($3 + $4) / 2)):(is('run')):(ms($3)):(ms($4)):(is('run') + 0.30):(is('run') + 0.40) \
-             with boxxyerror lc rgb '#888888' title 'run', \
-         '' skip 1 using (ms(($3 + $4) / 2)):(is('wait')):(ms($3)):(ms($4)):(is('wait') - 0.36):(is('wait') + 0.24) \
-             with boxxyerror lc rgb PALETTE[4] fs solid 0.85 border lc rgb '#a04d00' title (nwait > 0 ? 'wait' : ''), \
-         '' skip 1 using (ms(($3 + $4) / 2)):(is('hold')):(ms($3)):(ms($4)):(is('hold') - 0.36):(is('hold') + 0.24) \
-             with boxxyerror lc rgb PALETTE[1] fs solid 0.85 border lc rgb '#0d3d66' title (nhold > 0 ? 'hold' : '')"
+             with boxxyerror lc rgb '#888888' title (nrun > 0 ? 'run' : ''), \
+         for [k = 1:words(kinds)] '' skip 1 \
+             using (ms(($3 + $4) / 2)):(is(word(kinds, k))):(ms($3)):(ms($4)):(is(word(kinds, k)) - 0.36):(is(word(kinds, k)) + 0.24) \
+             with boxxyerror lc rgb fill[k] fs solid 0.85 border lc rgb edge[k] \
+             title (count[k] > 0 ? word(kinds, k) : '')"
 eval render

@@ -99,6 +99,43 @@ static void test_span_names(void **state)
     assert_string_equal(cl_span_name(CL_SPAN_RUN), "run");
     assert_string_equal(cl_span_name(CL_SPAN_WAIT), "wait");
     assert_string_equal(cl_span_name(CL_SPAN_HOLD), "hold");
+    assert_string_equal(cl_span_name(CL_SPAN_RUNNING), "running");
+    assert_string_equal(cl_span_name(CL_SPAN_RUNNABLE), "runnable");
+    assert_string_equal(cl_span_name(CL_SPAN_BLOCKED), "blocked");
+    assert_string_equal(cl_span_name(CL_SPAN_SLEEPING), "sleeping");
+    assert_string_equal(cl_span_name(CL_SPAN_EXITED), "exited");
+}
+
+/* The scheduler's kinds go through both writers like the others, and an open
+ * one is cut at a hang like the others. */
+static void test_scheduler_kinds_written(void **state)
+{
+    (void)state;
+    struct cl_trace t;
+    cl_trace_init(&t, 1, ORIGIN);
+    enum cl_span_kind kinds[] = {CL_SPAN_RUNNING, CL_SPAN_RUNNABLE, CL_SPAN_BLOCKED,
+                                 CL_SPAN_SLEEPING, CL_SPAN_EXITED};
+    for (uint64_t i = 0; i < 5; i++)
+        cl_trace_add(&t.bufs[0], kinds[i], ORIGIN + i * 1000, ORIGIN + (i + 1) * 1000);
+    cl_trace_open(&t.bufs[0], CL_SPAN_BLOCKED, ORIGIN + 5000);
+    t.cut_ns = ORIGIN + 7000;
+    char *csv = write_to_string(&t, true, NULL);
+    assert_string_equal(csv, "thread,kind,start_s,end_s\n"
+                             "1,running,0.000000000,0.000001000\n"
+                             "1,runnable,0.000001000,0.000002000\n"
+                             "1,blocked,0.000002000,0.000003000\n"
+                             "1,sleeping,0.000003000,0.000004000\n"
+                             "1,exited,0.000004000,0.000005000\n"
+                             "1,blocked,0.000005000,0.000007000\n");
+    free(csv);
+    char *json = write_to_string(&t, false, "threads");
+    assert_true(json_valid(json));
+    assert_contains(json,
+                    "{\"name\":\"runnable\",\"cat\":\"threads\",\"ph\":\"X\",\"ts\":1,\"dur\":1,");
+    assert_contains(json,
+                    "{\"name\":\"blocked\",\"cat\":\"threads\",\"ph\":\"X\",\"ts\":5,\"dur\":2,");
+    free(json);
+    cl_trace_free(&t);
 }
 
 static void fill_example(struct cl_trace *t)
@@ -221,6 +258,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_add_spans),
         cmocka_unit_test(test_cap_counts_dropped),
         cmocka_unit_test(test_span_names),
+        cmocka_unit_test(test_scheduler_kinds_written),
         cmocka_unit_test(test_csv_exact),
         cmocka_unit_test(test_csv_empty),
         cmocka_unit_test(test_json_exact),
