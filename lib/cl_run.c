@@ -326,13 +326,18 @@ static void report_threads(int fd, void *arg)
     const struct cl_run *run = arg;
     for (int i = 0; i < run->threads; i++) {
         const struct cl_worker *w = &run->workers[i];
-        char done[32], of[32];
+        char done[32], of[48] = "";
         bool finished = atomic_load_explicit(&w->finished, memory_order_acquire);
         const char *status = atomic_load_explicit(&w->status, memory_order_relaxed);
-        dprintf(fd, "  T%d%s%s: %s of %s operations done, %s\n", i + 1, w->role >= 0 ? " " : "",
-                w->role >= 0 ? run->roles[w->role]->name : "",
-                cl_fmt_count(atomic_load_explicit(&w->progress, memory_order_relaxed), done),
-                cl_fmt_count(w->iters, of),
+        uint64_t progress = atomic_load_explicit(&w->progress, memory_order_relaxed);
+        /* "of N" where N bounds the count; a .run variant may count steps its
+         * iters do not predict (a loop's callbacks) */
+        if (progress <= w->iters) {
+            char n[32];
+            snprintf(of, sizeof of, " of %s", cl_fmt_count(w->iters, n));
+        }
+        dprintf(fd, "  T%d%s%s: %s%s operations done, %s\n", i + 1, w->role >= 0 ? " " : "",
+                w->role >= 0 ? run->roles[w->role]->name : "", cl_fmt_count(progress, done), of,
                 finished         ? "finished"
                 : status != NULL ? status
                                  : "not finished");
@@ -635,19 +640,18 @@ static int run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
         fprintf(stderr, "%s\n", err);
         return rc;
     }
-    if (header)
-        printf("%s: %s\n", ch->name, ch->look_for);
-
     struct cl_trace trace = {0};
     if (opts->trace != NULL) {
         if ((run.trace_file = fopen(opts->trace, "w")) == NULL) {
             fprintf(stderr, "%s: --trace: cannot write '%s': %s\n", ch->name, opts->trace,
                     strerror(errno));
-            return CL_EXIT_USAGE;
+            return CL_EXIT_USAGE; /* before the header: a usage error prints one line */
         }
         cl_trace_init(&trace, run.threads, cl_now_ns());
         run.trace = &trace;
     }
+    if (header)
+        printf("%s: %s\n", ch->name, ch->look_for);
     make_workers(&run);
 
     /* The watchdog and Ctrl-C end the process with _exit(): flush what is printed

@@ -12,7 +12,8 @@
 /* Nanoseconds on CLOCK_MONOTONIC: never jumps with the wall clock. */
 uint64_t cl_now_ns(void);
 
-/* Sleep for ns nanoseconds in total, resuming after a signal interrupts. */
+/* Sleep for ns nanoseconds in total, resuming after a signal interrupts; 0
+ * returns at once. */
 void cl_sleep_ns(uint64_t ns);
 
 /* Keep this CPU busy for ns nanoseconds (work, not a wait): for costs too short

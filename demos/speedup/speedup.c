@@ -377,7 +377,8 @@ static void check(const struct cl_run *run, struct cl_result *res)
     struct rusage self, kids;
     CL_SYS(getrusage(RUSAGE_SELF, &self));
     CL_SYS(getrusage(RUSAGE_CHILDREN, &kids)); /* procs: its reaped children */
-    double cpu = cpu_s(&self_at_start, &self) + cpu_s(&children_at_start, &kids);
+    double children_cpu = cpu_s(&children_at_start, &kids);
+    double cpu = cpu_s(&self_at_start, &self) + children_cpu;
     long vcsw =
         (self.ru_nvcsw - self_at_start.ru_nvcsw) + (kids.ru_nvcsw - children_at_start.ru_nvcsw);
     long ivcsw =
@@ -394,6 +395,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
     cl_metric_int(res, "wrong", (long long)wrong);
     cl_metric_real(res, "run_s", run_s);
     cl_metric_real(res, "cpu_s", cpu);
+    cl_metric_real(res, "children_cpu_s", children_cpu); /* procs: its reaped children's */
     cl_metric_real(res, "parallelism", parallelism);
     cl_metric_int(res, "voluntary_cs", vcsw);
     cl_metric_int(res, "involuntary_cs", ivcsw);

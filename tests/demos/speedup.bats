@@ -93,10 +93,10 @@ need_idle_cores() {
 @test "procs counts its children's CPU time" {
     run "$SPEEDUP" --variant procs --work cpu --tasks 2 --size 60000000 --workers 2 --json
     assert_success
-    # Two children each computed about 20 ms, and the parent almost nothing: with
-    # their CPU counted, CPU time is at least the run's wall time on one busy core
-    # (parallelism about 1) and about twice it on two; without, a small fraction.
-    jq -e '.metrics.parallelism > 0.6' <<<"$output" >/dev/null || fail "$output"
+    # Two children each computed about 20 ms here (twice that on a machine half as
+    # fast, half on one twice as fast), which only their reaped CPU time shows; the
+    # parent's own is counted apart. A ratio to the wall time would depend on load.
+    assert_json '.metrics.children_cpu_s > 0.005 and .metrics.cpu_s >= .metrics.children_cpu_s'
 }
 
 # --- --cpus: concurrency without parallelism ---------------------------------------
