@@ -17,6 +17,7 @@ struct cl_wentry {
     struct cl_wentry *next, *prev;
     struct cl_waitq *q;     /* the queue it is in; NULL once out */
     struct cl_asem *relock; /* a condition's waiter: the lock it takes back first */
+    bool relocking;         /* ... and it has left the condition to do so */
     intptr_t item;          /* a waiting put's item */
 };
 
@@ -64,19 +65,20 @@ static void serve(struct cl_wentry *e, int err, intptr_t value, const char *msg)
     cl_future_unref(&e->fut);
 }
 
-static void relock(struct cl_wentry *e);
+static void leave_condition(struct cl_wentry *e);
 
 /* A waiting task was cancelled: it leaves its queue at once, except a
  * condition's waiter, which first takes its lock back (as asyncio's
- * Condition.wait does); while it queues for the lock it cannot be cancelled. */
+ * Condition.wait does); once it is on its way to the lock it cannot be
+ * cancelled. */
 static bool entry_cancel(struct cl_future *f)
 {
     struct cl_wentry *e = container_of(f, struct cl_wentry, fut);
     if (e->relock != NULL) {
-        if (e->q == &e->relock->waiters)
+        if (e->relocking)
             return false;
         waitq_remove(e);
-        relock(e);
+        leave_condition(e);
         return true;
     }
     waitq_remove(e);
@@ -226,10 +228,13 @@ void cl_acond_init(struct cl_acond *c, struct cl_alock *lock, const char *name)
     *c = (struct cl_acond){.lock = lock, .name = name};
 }
 
-/* A condition's waiter, notified or cancelled, queues for the lock; it
- * completes once it holds it. */
-static void relock(struct cl_wentry *e)
+/* A condition's waiter, notified or cancelled, asks for the lock when its
+ * task would have run (the next iteration), as asyncio's Condition.wait calls
+ * acquire() once woken: the notifier may take the lock again meanwhile. It
+ * completes once it holds the lock. */
+static void relock(void *arg)
 {
+    struct cl_wentry *e = arg;
     struct cl_asem *s = e->relock;
     if (free_permit(s)) {
         s->value--;
@@ -237,6 +242,12 @@ static void relock(struct cl_wentry *e)
     } else {
         waitq_push(&s->waiters, e);
     }
+}
+
+static void leave_condition(struct cl_wentry *e)
+{
+    e->relocking = true;
+    cl_loop_call_soon(e->fut.loop, relock, e); /* the queue's reference goes with it */
 }
 
 static void must_hold(const struct cl_acond *c, const char *call)
@@ -250,7 +261,7 @@ void cl_acond_notify(struct cl_acond *c, size_t n)
     must_hold(c, "cl_acond_notify");
     struct cl_wentry *e;
     for (size_t i = 0; i < n && (e = waitq_pop(&c->waiters)) != NULL; i++)
-        relock(e);
+        leave_condition(e);
 }
 
 void cl_acond_notify_all(struct cl_acond *c)

@@ -9,7 +9,8 @@
  * Waiters are served first come, first served, by hand-off: a release gives
  * the permit to the first waiter (the count never goes up meanwhile), a put
  * gives its item to the first waiting getter, so a task that arrives later
- * cannot barge in ahead of one that waits. Cancellation is delivered at the
+ * cannot barge in ahead of one that waits (a condition's notified waiter is
+ * the exception: below). Cancellation is delivered at the
  * await as usual, and an await that ends cancelled holds nothing: a permit or
  * an item handed to a task that was cancelled before it could resume is passed
  * on to the next waiter (a lock) or put back at the front (a queue). Two
@@ -89,7 +90,10 @@ void cl_aevent_clear(struct cl_aevent *e);
 /* ---- Condition ------------------------------------------------------------ */
 
 /* asyncio.Condition over a lock. A waiter gives the lock up, waits for a
- * notify, then takes the lock back before it resumes. */
+ * notify, then takes the lock back before it resumes. As in asyncio, a
+ * notified waiter asks for the lock only when it would run (the next
+ * iteration), so the notifier, or any task that runs before it, may take the
+ * lock first and change the state it was notified about. */
 struct cl_acond {
     struct cl_alock *lock;
     const char *name;

@@ -476,6 +476,8 @@ static void lag_fire(struct cl_timer *t)
             dprintf(m->warn_fd, "loop lag: a timer ran %.1f ms late (threshold %.1f ms)\n",
                     (double)lag / 1e6, (double)m->threshold_ns / 1e6);
     }
+    if (m->on_sample != NULL)
+        m->on_sample(m, m->due_ns, now);
     m->due_ns = now + m->interval_ns;
     cl_timer_start_at(m->loop, &m->timer, m->due_ns);
 }

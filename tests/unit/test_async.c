@@ -445,6 +445,49 @@ static void test_condition(void **state)
         drop(w[i]);
 }
 
+/* As in asyncio, a notified waiter asks for the lock only when it runs: the
+ * notifier releases and takes the lock again in the same step, ahead of it. */
+struct renotifier {
+    struct cl_task task;
+    struct cl_acond *cond;
+};
+
+static int renotifier_run(struct cl_task *t)
+{
+    struct renotifier *n = (struct renotifier *)t;
+    CL_BEGIN(t);
+    CL_LOCK(t, n->cond->lock);
+    cl_acond_notify(n->cond, 1);
+    cl_alock_release(n->cond->lock);
+    CL_LOCK(t, n->cond->lock); /* free: the waiter has not asked yet */
+    say("n:again");
+    CL_SLEEP(t, CL_MS(50));
+    cl_alock_release(n->cond->lock);
+    CL_END(t);
+}
+
+static void test_condition_notified_waiter_can_be_overtaken(void **state)
+{
+    (void)state;
+    struct cl_alock l;
+    struct cl_acond c;
+    bool ready = false;
+    cl_alock_init(&l, loop, "the lock");
+    cl_acond_init(&c, &l, "ready");
+    struct cwaiter *w = (struct cwaiter *)cl_task_new(loop, cwaiter_run, sizeof *w, "w");
+    w->cond = &c;
+    w->ready = &ready;
+    w->tag = "w";
+    cl_loop_run(loop); /* w waits */
+    ready = true;
+    struct renotifier *n = (struct renotifier *)cl_task_new(loop, renotifier_run, sizeof *n, "n");
+    n->cond = &c;
+    cl_loop_run(loop);
+    assert_string_equal(log_, "n:again w");
+    drop(n);
+    drop(w);
+}
+
 /* ---- Queue ---- */
 
 struct getter {
@@ -700,6 +743,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_cancelled_waiters_hold_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_condition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_condition_notified_waiter_can_be_overtaken, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_queue_bounded_with_join, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_item_of_a_cancelled_getter_goes_on, setup,
                                         teardown),
