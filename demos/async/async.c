@@ -78,12 +78,19 @@ double ms_since(uint64_t t0)
 
 uint64_t rss_bytes(void)
 {
-    unsigned long long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL || fscanf(f, "%llu %llu", &size, &resident) != 2)
+    uint64_t pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r"); /* size resident shared ..., in pages */
+    if (f != NULL) {
+        char line[128], *end;
+        if (fgets(line, sizeof line, f) != NULL) {
+            strtoull(line, &end, 10);
+            pages = strtoull(end, NULL, 10);
+        }
+        fclose(f);
+    }
+    if (pages == 0)
         cl_fatal("async: cannot read /proc/self/statm");
-    fclose(f);
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+    return pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 /* ---- the chapter ---- */
@@ -176,8 +183,8 @@ static const struct cl_param params[] = {
                  .choices = file_io_names},
 };
 
-#define MAX_THREADS 10000 /* many-waiters --on threads: pid_max and max_map_count end near 32,000  \
-                           */
+/* many-waiters --on threads: pid_max and max_map_count end near 32,000 */
+#define MAX_THREADS 10000
 
 static int prepare(struct cl_run *run, char *err, size_t len)
 {

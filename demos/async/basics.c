@@ -25,7 +25,7 @@ static int fetch_run(struct cl_task *t)
     struct fetch *f = (struct fetch *)t;
     CL_BEGIN(t);
     CL_SLEEP(t, (uint64_t)(f->units * (double)unit_ns)); /* await asyncio.sleep(units) */
-    CL_RETURN(t, 10 * f->id);                            /* return id * 10 */
+    CL_RETURN(t, (intptr_t)10 * f->id);                  /* return id * 10 */
     CL_END(t);
 }
 
@@ -217,6 +217,7 @@ static int child_run(struct cl_task *t)
 {
     CL_BEGIN(t);
     note(CHILD_RUNS);
+    CL_RETURN(t, 1);
     CL_END(t);
 }
 
@@ -261,10 +262,10 @@ static void judge_starts_at_await(const struct cl_run *run, struct cl_result *re
     double wait = res->exact ? (double)(steps.at[2] - steps.at[0]) / (double)unit_ns : 0;
     cl_metric_real(res, "child_waited_units", wait);
     char seq[96] = "";
-    for (int i = 0; i < steps.n; i++) {
-        strcat(seq, i ? ", " : "");
-        strcat(seq, step_names[steps.order[i]]);
-    }
+    size_t used = 0;
+    for (int i = 0; i < steps.n && used < sizeof seq; i++)
+        used += (size_t)snprintf(seq + used, sizeof seq - used, "%s%s", i ? ", " : "",
+                                 step_names[steps.order[i]]);
     cl_verdict(res,
                "%s: the child ran %.2f units after it was created, at the creator's "
                "first await, not at once",

@@ -136,7 +136,7 @@ static void judge_blocking(const struct cl_run *run, struct cl_result *res)
      * always delays a sample past the threshold. */
     bool must_warn = block_ms > LAG_WARN_MS + LAG_EVERY_MS;
     res->exact = blk.ticks == TICKERS * TICKS && (!must_warn || warnings >= 1);
-    res->ops = TICKERS * TICKS;
+    res->ops = (uint64_t)TICKERS * TICKS;
     cl_metric_real(res, "blocked_ms", blk.blocked_ms);
     cl_metric_real(res, "late_max_ms", (double)blk.late_max_ns / 1e6);
     cl_metric_real(res, "lag_max_ms", lag_ms);

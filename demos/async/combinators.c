@@ -34,7 +34,7 @@ static int job_run(struct cl_task *t)
     CL_SLEEP(t, ns_of(j->units));
     if (j->fails)
         CL_RAISE(t, EIO, "the job failed");
-    CL_RETURN(t, 10 * j->id);
+    CL_RETURN(t, (intptr_t)10 * j->id);
     CL_FINALLY(t); /* finally: runs once, however the body ends */
     if (j->cleanup_units > 0)
         CL_SLEEP(t, ns_of(j->cleanup_units));

@@ -212,7 +212,7 @@ const struct family condition_f = {judge_condition};
 static struct {
     struct cl_aqueue q;
     bool ack_stop; /* the fix: task_done for the stop item too */
-    int processed[ITEMS], stops;
+    int processed[ITEMS];
     bool joined;
 } jq;
 

@@ -16,10 +16,10 @@
 
 #include "async.h"
 
-#define CHUNK  (64 * 1024)
-#define CHUNKS 64 /* 4 MiB */
-#define POOL   2  /* threads in the pool */
-#define DEPTH  8  /* io_uring: reads in flight at once */
+#define CHUNK  ((size_t)64 * 1024)
+#define CHUNKS ((size_t)64) /* 4 MiB */
+#define POOL   2            /* threads in the pool */
+#define DEPTH  8            /* io_uring: reads in flight at once */
 
 static struct {
     int fd;
@@ -68,9 +68,9 @@ static void chunk_read(void *arg)
 static void *pool_thread(void *arg)
 {
     (void)arg;
-    int c;
+    size_t c;
     while ((c = atomic_fetch_add(&fio.next, 1)) < CHUNKS) {
-        unsigned char *p = fio.buf + (size_t)c * CHUNK;
+        unsigned char *p = fio.buf + c * CHUNK;
         CL_SYS(pread(fio.fd, p, CHUNK, (off_t)c * CHUNK));     /* blocks this thread only */
         cl_loop_call_soon_threadsafe(fio.loop, chunk_read, p); /* hand it to the loop */
     }
@@ -93,17 +93,17 @@ static void read_by_pool(void)
 #if CONCLAB_HAVE_URING
 static struct io_uring ring;
 
-static void submit_read(int c)
+static void submit_read(size_t c)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-    io_uring_prep_read(sqe, fio.fd, fio.buf + (size_t)c * CHUNK, CHUNK, (uint64_t)c * CHUNK);
-    io_uring_sqe_set_data(sqe, fio.buf + (size_t)c * CHUNK);
+    io_uring_prep_read(sqe, fio.fd, fio.buf + c * CHUNK, CHUNK, c * CHUNK);
+    io_uring_sqe_set_data(sqe, fio.buf + c * CHUNK);
 }
 
 struct reaper {
     struct cl_task task;
     int efd;
-    int submitted;
+    size_t submitted;
 };
 
 /* The loop waits on the ring's eventfd, then takes every completed read. */

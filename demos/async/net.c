@@ -72,6 +72,19 @@ static int read_line(struct conn *c)
     return strchr(c->buf, '\n') != NULL ? 1 : c->len == sizeof c->buf - 1 ? -1 : 0;
 }
 
+/* "A B" at the start of s: two whole numbers, separated by a space. */
+static bool two_numbers(const char *s, unsigned long *a, unsigned long *b)
+{
+    char *end;
+    errno = 0;
+    *a = strtoul(s, &end, 10);
+    if (end == s || *end != ' ')
+        return false;
+    const char *second = end + 1;
+    *b = strtoul(second, &end, 10);
+    return end != second && errno == 0;
+}
+
 /* Lines here are short: a socket's buffer takes one whole, or the peer is gone. */
 static bool write_line(int fd, const char *s)
 {
@@ -95,7 +108,7 @@ static int handler_run(struct cl_task *t)
     while ((got = read_line(&h->c)) == 0)
         CL_READABLE(t, h->c.fd);
     unsigned long id, us;
-    if (got < 0 || sscanf(h->c.buf, "%lu %lu", &id, &us) != 2)
+    if (got < 0 || !two_numbers(h->c.buf, &id, &us))
         CL_RAISE(t, EPROTO, "a bad request");
     CL_SLEEP(t, (uint64_t)us * 1000);    /* the work the request asked for */
     (void)write_line(h->c.fd, h->c.buf); /* the reply: the request, echoed */
@@ -131,9 +144,8 @@ static int acceptor_run(struct cl_task *t)
 
 int responder_main(const char *spec)
 {
-    int fd;
-    long parent;
-    if (sscanf(spec, "%d %ld", &fd, &parent) != 2) {
+    unsigned long fd, parent;
+    if (!two_numbers(spec, &fd, &parent) || fd > 1024) {
         fprintf(stderr, "async: %s: '%s' is not 'FD PARENT'\n", RESPONDER_ENV, spec);
         return CL_EXIT_USAGE;
     }
@@ -142,7 +154,7 @@ int responder_main(const char *spec)
     if (loop == NULL)
         return CL_EXIT_REFUSED;
     struct acceptor *a = (struct acceptor *)cl_task_new(loop, acceptor_run, sizeof *a, "acceptor");
-    a->fd = fd;
+    a->fd = (int)fd;
     a->serve = handler_run;
     a->frame = sizeof(struct handler);
     cl_loop_run(loop); /* until the parent stops this process */
@@ -190,8 +202,8 @@ static int request_run(struct cl_task *t)
     int got;
     while ((got = read_line(&r->c)) == 0)
         CL_READABLE(t, r->c.fd); /* await the reply */
-    int id = -1;
-    if (got > 0 && sscanf(r->c.buf, "%d", &id) == 1 && id == r->id)
+    unsigned long id, us;
+    if (got > 0 && two_numbers(r->c.buf, &id, &us) && id == (unsigned long)r->id)
         fan.replied++;
     else
         fan.wrong++;
@@ -250,7 +262,7 @@ void run_fan_out(struct cl_run *run)
     close(lfd); /* the responder has its own copy */
     struct cl_loop *loop = loop_open(run);
     cl_asem_init(&fan.limit, loop, limit, limit, "a free slot of the limit");
-    struct cl_future **futs = cl_xcalloc((size_t)fan.n, sizeof *futs);
+    struct cl_future **futs = cl_xcalloc((size_t)fan.n, sizeof(struct cl_future *));
     uint64_t t0 = cl_now_ns();
     for (int i = 0; i < fan.n; i++) {
         struct request *r = (struct request *)cl_task_new(loop, request_run, sizeof *r, "request");
@@ -375,7 +387,7 @@ void run_echo(struct cl_run *run)
     a->fd = lfd;
     a->serve = echoer_run;
     a->frame = sizeof(struct echoer);
-    struct cl_future **futs = cl_xcalloc((size_t)clients, sizeof *futs);
+    struct cl_future **futs = cl_xcalloc((size_t)clients, sizeof(struct cl_future *));
     for (int i = 0; i < clients; i++) {
         struct client *k = (struct client *)cl_task_new(loop, client_run, sizeof *k, "client");
         k->id = i;
@@ -394,7 +406,8 @@ void run_echo(struct cl_run *run)
     loop_close(loop);
     close(lfd);
     cl_sort_ns(echo.rtt_ns, echo.nrtt);
-    echo.p50_us = echo.nrtt > 0 ? (double)echo.rtt_ns[echo.nrtt / 2] / 1e3 : 0;
+    size_t mid = echo.nrtt / 2;
+    echo.p50_us = echo.nrtt > 0 ? (double)echo.rtt_ns[mid] / 1e3 : 0;
     free(echo.rtt_ns);
 }
 

@@ -96,17 +96,17 @@ static void condvar_player(struct cl_worker *w)
 /* [end condvar-pingpong] */
 
 /* The cheapest blocking hand-off Linux has: a futex word, no mutex. */
-static _Atomic uint32_t ball;
+static _Atomic uint32_t turn;
 
 static void futex_player(struct cl_worker *w)
 {
     uint32_t me = (uint32_t)w->id;
     for (uint64_t i = 0; i < pp.turns; i++) {
         uint32_t now;
-        while ((now = atomic_load(&ball)) != me) /* sleep while it is the other's */
-            syscall(SYS_futex, &ball, FUTEX_WAIT_PRIVATE, now, NULL, NULL, 0);
-        atomic_store(&ball, 1 - me);
-        syscall(SYS_futex, &ball, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        while ((now = atomic_load(&turn)) != me) /* sleep while it is the other's */
+            syscall(SYS_futex, &turn, FUTEX_WAIT_PRIVATE, now, NULL, NULL, 0);
+        atomic_store(&turn, 1 - me);
+        syscall(SYS_futex, &turn, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
         cl_tick(w);
     }
 }

@@ -140,7 +140,7 @@ static int request_run(struct cl_task *t)
     if (!cache.have[r->key]) { /* check again: another task may have computed it */
         cache.computes++;
         CL_SLEEP(t, ns_of(0.3)); /* await compute(key), the lock held */
-        cache.value[r->key] = r->key * r->key;
+        cache.value[r->key] = (intptr_t)r->key * r->key;
         cache.have[r->key] = true;
     }
     cl_alock_release(r->lock);
@@ -176,12 +176,12 @@ void run_lock_over_compute(struct cl_run *run)
             init_request(t, i);
             futs[i] = &t->fut;
         }
-        struct cl_future *all = cl_gather_new(loop, futs, 2 * KEYS, 0);
+        struct cl_future *all = cl_gather_new(loop, futs, (size_t)2 * KEYS, 0);
         loop_run_until(loop, all);
         cached.units[pass] = units_since(t0);
         cached.computes[pass] = cache.computes;
         for (int i = 0; i < 2 * KEYS; i++) {
-            cache.wrong |= futs[i]->value != (i % KEYS) * (i % KEYS);
+            cache.wrong |= futs[i]->value != (intptr_t)(i % KEYS) * (i % KEYS);
             cl_future_unref(futs[i]);
         }
         cl_future_unref(all);
@@ -193,7 +193,7 @@ static void judge_lock_over_compute(const struct cl_run *run, struct cl_result *
 {
     (void)run;
     res->exact = !cache.wrong && cached.computes[0] == KEYS && cached.computes[1] == KEYS;
-    res->ops = 4 * KEYS;
+    res->ops = (uint64_t)4 * KEYS;
     cl_metric_real(res, "one_lock_units", cached.units[0]);
     cl_metric_real(res, "per_key_units", cached.units[1]);
     cl_verdict(res,

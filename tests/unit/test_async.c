@@ -678,7 +678,7 @@ static void test_as_completed(void **state)
     for (int k = 0; k < 2; k++) {
         log_[0] = '\0';
         struct cl_future *futs[3];
-        uint64_t ms[] = {150, 50, 100};
+        const uint64_t ms[] = {150, 50, 100};
         for (int i = 0; i < 3; i++) {
             struct sleeper *s = (struct sleeper *)cl_task_new(loop, sleeper_run, sizeof *s, "s");
             s->ms = ms[i];
