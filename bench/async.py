@@ -43,15 +43,15 @@ def tables(s):
     rss = {(r["tasks"], n): r[n]["rss_per_task_bytes"] for r in table for n in names}
     if len(table) < 2:  # the quick run's one task count: a table, no chart
         return out + _columns(s)
-    why = "threads stop at 10,000: pid_max and max_map_count end them near 32,000 here"
+    why = "threads end near 32,000 here: pid_max"
     out += s.chart(
         "lines", wide_tsv("tasks", names, wall), "async-waiters-wall",
-        f"N sleepers x 100 ms: wall time against N (log-log; {why})",
+        f"N sleepers x 100 ms: wall time (log-log; {why})",
         xlabel="tasks (N)", ylabel="wall time, ms (log)", logx=1, logy=1,
     )  # fmt: skip
     out += s.chart(
         "lines", wide_tsv("tasks", names, rss), "async-waiters-rss",
-        f"N sleepers: resident memory per sleeping task against N (log-log; {why})",
+        f"N sleepers: resident bytes per task (log-log; {why})",
         xlabel="tasks (N)", ylabel="bytes per task (log)", logx=1, logy=1,
     )  # fmt: skip
     return out + _columns(s)

@@ -15,14 +15,18 @@ import sys
 import time
 
 
-def rss_bytes():
+def statm_bytes(field):  # 0: the address space, 1: resident
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return int(f.read().split()[field]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes():
+    return statm_bytes(1)
 
 
 async def run(n, sleep_s):
     loop = asyncio.get_running_loop()
-    state = {"woke": 0, "early": 0, "late_max": 0.0, "rss_half": 0}
+    state = {"woke": 0, "early": 0, "late_max": 0.0, "rss_half": 0, "vm_half": 0}
     all_done = asyncio.Event()
 
     async def sleeper():
@@ -36,9 +40,9 @@ async def run(n, sleep_s):
             all_done.set()
 
     def probe():
-        state["rss_half"] = rss_bytes()
+        state["rss_half"], state["vm_half"] = rss_bytes(), statm_bytes(0)
 
-    rss0 = rss_bytes()
+    rss0, state["vm0"] = rss_bytes(), statm_bytes(0)
     t0 = time.perf_counter()
     tasks = [asyncio.create_task(sleeper()) for _ in range(n)]  # held: asyncio keeps weak refs
     create_s = time.perf_counter() - t0
@@ -68,7 +72,8 @@ def main():
             "params": {"tasks": a.tasks, "sleep_ms": a.sleep_ms}, "wall_s": wall, "ops": a.tasks,
             "metrics": {"tasks": a.tasks, "wall_units": wall * 1000 / a.sleep_ms,
                         "create_ms": create_s * 1000, "late_max_ms": state["late_max"] * 1000,
-                        "rss_per_task_bytes": per},
+                        "rss_per_task_bytes": per,
+                        "vm_per_task_bytes": max(state["vm_half"] - state["vm0"], 0) / a.tasks},
             "exact": exact, "verdict": verdict, "python": sys.version.split()[0]}))
     else:
         print(verdict)

@@ -76,21 +76,33 @@ double ms_since(uint64_t t0)
     return (double)(cl_now_ns() - t0) / 1e6;
 }
 
-uint64_t rss_bytes(void)
+/* Field `field` of /proc/self/statm (0: the address space, 1: resident), in bytes. */
+static uint64_t statm_bytes(int field)
 {
     uint64_t pages = 0;
     FILE *f = fopen("/proc/self/statm", "r"); /* size resident shared ..., in pages */
     if (f != NULL) {
-        char line[128], *end;
+        char line[128];
         if (fgets(line, sizeof line, f) != NULL) {
-            strtoull(line, &end, 10);
-            pages = strtoull(end, NULL, 10);
+            char *p = line;
+            for (int i = 0; i <= field; i++)
+                pages = strtoull(p, &p, 10);
         }
         fclose(f);
     }
     if (pages == 0)
         cl_fatal("async: cannot read /proc/self/statm");
     return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+uint64_t rss_bytes(void)
+{
+    return statm_bytes(1);
+}
+
+uint64_t vm_bytes(void)
+{
+    return statm_bytes(0);
 }
 
 /* ---- the chapter ---- */

@@ -87,8 +87,9 @@ void loop_close(struct cl_loop *loop);
 /* Time since t0, in units and in ms. */
 double units_since(uint64_t t0);
 double ms_since(uint64_t t0);
-/* Resident memory (VmRSS) of this process, in bytes. */
+/* Resident memory (VmRSS) and address space (VmSize) of this process, in bytes. */
 uint64_t rss_bytes(void);
+uint64_t vm_bytes(void);
 /* n tasks of one kind, each set up by init(task, i), gathered (sync.c). */
 struct cl_future *gather_of(struct cl_loop *loop, cl_task_fn *fn, size_t size, const char *name,
                             int n, void (*init)(struct cl_task *t, int i));

@@ -77,6 +77,7 @@ static struct {
     uint64_t n, woke, early;
     uint64_t late_max_ns;
     uint64_t rss0, rss_half; /* before the first is made; while all of them sleep */
+    uint64_t vm0, vm_half;   /* the same for the address space */
     double wall_s, create_s;
     bool threads;
 } waiters;
@@ -110,6 +111,7 @@ static void probe_rss(struct cl_timer *t)
 {
     (void)t;
     waiters.rss_half = rss_bytes();
+    waiters.vm_half = vm_bytes();
 }
 
 static void on_loop(struct cl_run *run)
@@ -118,6 +120,7 @@ static void on_loop(struct cl_run *run)
     struct probe probe = {{.cb = probe_rss}};
     uint64_t t0 = cl_now_ns();
     waiters.rss0 = rss_bytes();
+    waiters.vm0 = vm_bytes();
     for (uint64_t i = 0; i < waiters.n; i++) /* fire and forget: the loop keeps them */
         cl_future_unref(&cl_task_new(loop, sleeper_run, sizeof(struct sleeper), "sleeper")->fut);
     waiters.create_s = cl_seconds(cl_now_ns() - t0);
@@ -137,6 +140,7 @@ static void thread_sleeper(struct cl_worker *w)
     if (w->id == 0) {
         cl_sleep_ns(unit_ns / 2);
         waiters.rss_half = rss_bytes();
+        waiters.vm_half = vm_bytes();
     }
     uint64_t now = cl_now_ns();
     if (now < due)
@@ -150,6 +154,7 @@ static void on_threads(struct cl_run *run)
     late_ns = cl_xcalloc(waiters.n, sizeof *late_ns);
     uint64_t t0 = cl_now_ns();
     waiters.rss0 = rss_bytes();
+    waiters.vm0 = vm_bytes();
     cl_run_workers(run, thread_sleeper);
     waiters.wall_s = cl_seconds(cl_now_ns() - t0);
     waiters.create_s = waiters.wall_s - run->wall_s; /* run->wall_s: from the open gate */
@@ -185,6 +190,10 @@ static void judge_many_waiters(const struct cl_run *run, struct cl_result *res)
     cl_metric_real(res, "create_ms", waiters.create_s * 1e3);
     cl_metric_real(res, "late_max_ms", (double)waiters.late_max_ns / 1e6);
     cl_metric_int(res, "rss_per_task_bytes", (long long)per);
+    cl_metric_int(res, "vm_per_task_bytes",
+                  waiters.vm_half > waiters.vm0
+                      ? (long long)((waiters.vm_half - waiters.vm0) / waiters.n)
+                      : 0);
     cl_verdict(res, "%s %s slept 1 unit each %s: %.2f units in all, %.0f bytes resident each",
                cl_fmt_count(waiters.n, n), waiters.threads ? "threads" : "tasks",
                waiters.threads ? "at once" : "on one thread",
