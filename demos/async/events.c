@@ -8,6 +8,12 @@ static uint64_t ns_of(double units)
     return (uint64_t)(units * (double)unit_ns);
 }
 
+/* A task that counts across its awaits: the count lives in its frame. */
+struct counting {
+    struct cl_task task;
+    intptr_t i;
+};
+
 /* Which callback of the loop this is: consecutive numbers mean one batch. */
 static uint64_t step_now(const struct cl_run *run)
 {
@@ -49,11 +55,11 @@ static int setter_run(struct cl_task *t)
 /* [snippet handshake] */
 static int producer_run(struct cl_task *t)
 {
-    static intptr_t i;
+    struct counting *p = (struct counting *)t;
     CL_BEGIN(t);
-    for (i = 0; i < 3; i++) {
+    for (p->i = 0; p->i < 3; p->i++) {
         CL_SLEEP(t, ns_of(0.5)); /* make an item */
-        ev.data = i;
+        ev.data = p->i;
         cl_aevent_set(&ev.data_ready);
         CL_EVENT_WAIT(t, &ev.processed); /* until the consumer says it is done */
         cl_aevent_clear(&ev.processed);
@@ -97,7 +103,7 @@ void run_event(struct cl_run *run)
         gather_of(loop, event_waiter_run, sizeof(struct cl_task), "waiter", 3, no_init);
     struct cl_task *setter = cl_task_new(loop, setter_run, sizeof(struct cl_task), "setter");
     loop_run_until(loop, waiters);
-    struct cl_task *p = cl_task_new(loop, producer_run, sizeof(struct cl_task), "producer");
+    struct cl_task *p = cl_task_new(loop, producer_run, sizeof(struct counting), "producer");
     struct cl_task *c = cl_task_new(loop, consumer_run, sizeof(struct cl_task), "consumer");
     loop_run_until(loop, &c->fut);
     cl_future_unref(waiters);
@@ -241,13 +247,13 @@ static int queue_consumer_run(struct cl_task *t)
 
 static int queue_main_run(struct cl_task *t)
 {
-    static intptr_t i;
+    struct counting *m = (struct counting *)t;
     CL_BEGIN(t);
-    for (i = 0; i < ITEMS; i++) {
-        CL_QUEUE_PUT(t, &jq.q, i);
+    for (m->i = 0; m->i < ITEMS; m->i++) {
+        CL_QUEUE_PUT(t, &jq.q, m->i);
         CL_SLEEP(t, ns_of(0.1));
     }
-    for (i = 0; i < 3; i++)
+    for (m->i = 0; m->i < 3; m->i++)
         CL_QUEUE_PUT(t, &jq.q, STOP); /* one per consumer */
     CL_QUEUE_JOIN(t, &jq.q);          /* await queue.join(): until every item is done */
     jq.joined = true;
@@ -262,10 +268,10 @@ static void queue_join(struct cl_run *run, bool ack_stop)
     jq.ack_stop = ack_stop;
     struct cl_future *consumers =
         gather_of(loop, queue_consumer_run, sizeof(struct consumer), "consumer", 3, no_init);
-    struct cl_task *main = cl_task_new(loop, queue_main_run, sizeof(struct cl_task), "main");
-    loop_run_until(loop, &main->fut); /* the bug hangs here, until the watchdog */
+    struct cl_task *boss = cl_task_new(loop, queue_main_run, sizeof(struct counting), "main");
+    loop_run_until(loop, &boss->fut); /* the bug hangs here, until the watchdog */
     loop_run_until(loop, consumers);
-    cl_future_unref(&main->fut);
+    cl_future_unref(&boss->fut);
     cl_future_unref(consumers);
     loop_close(loop);
     cl_aqueue_free(&jq.q);
