@@ -27,7 +27,7 @@ static struct {
     int epoll_err, await_err;   /* what epoll said about the file */
     uint64_t sum, want, chunks; /* the bytes' sum, as the loop saw them */
     uint64_t posts, wakes;      /* calls from the pool, and the wake-ups they cost */
-    _Atomic int next;           /* the pool's next chunk */
+    _Atomic size_t next;        /* the pool's next chunk */
     struct cl_loop *loop;
     struct cl_future *all_read;
     bool uring;
@@ -215,10 +215,10 @@ static void judge_file_io(const struct cl_run *run, struct cl_result *res)
     else
         cl_verdict(res,
                    "epoll on a regular file: %s; %d threads read 4 MiB for the loop in %llu "
-                   "chunks (%llu calls back, %llu wake-ups)",
+                   "chunks (%llu calls back, %llu wake-up%s)",
                    fio.epoll_err ? strerrorname_np(fio.epoll_err) : "accepted", POOL,
                    (unsigned long long)fio.chunks, (unsigned long long)fio.posts,
-                   (unsigned long long)fio.wakes);
+                   (unsigned long long)fio.wakes, fio.wakes == 1 ? "" : "s");
 }
 
 const struct family file_io_f = {judge_file_io};

@@ -141,7 +141,7 @@ static void judge_shutdown(const struct cl_run *run, struct cl_result *res)
     cl_metric_int(res, "cut_needlessly", svc.cut_needlessly);
     cl_metric_real(res, "stop_units", took);
     cl_verdict(res,
-               "stop with a %.0f-unit timeout: %d items finished, %d cut off mid-way (%d "
+               "stop with a %g-unit timeout: %d items finished, %d cut off mid-way (%d "
                "that would have finished in time); cleanup ran once each: %s; stopping took %.2f "
                "units",
                TIMEOUT_UNITS, svc.finished_after_stop, svc.cut, svc.cut_needlessly,
