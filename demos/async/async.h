@@ -84,6 +84,12 @@ void loop_quiet(struct cl_loop *loop);
 void loop_run_until(struct cl_loop *loop, struct cl_future *f);
 void loop_close(struct cl_loop *loop);
 
+/* A time in units (the guides' seconds), in ns. */
+static inline uint64_t ns_of(double units)
+{
+    return (uint64_t)(units * (double)unit_ns);
+}
+
 /* Time since t0, in units and in ms. */
 double units_since(uint64_t t0);
 double ms_since(uint64_t t0);

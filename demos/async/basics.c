@@ -24,8 +24,8 @@ static int fetch_run(struct cl_task *t)
 {
     struct fetch *f = (struct fetch *)t;
     CL_BEGIN(t);
-    CL_SLEEP(t, (uint64_t)(f->units * (double)unit_ns)); /* await asyncio.sleep(units) */
-    CL_RETURN(t, (intptr_t)10 * f->id);                  /* return id * 10 */
+    CL_SLEEP(t, ns_of(f->units));       /* await asyncio.sleep(units) */
+    CL_RETURN(t, (intptr_t)10 * f->id); /* return id * 10 */
     CL_END(t);
 }
 

@@ -22,11 +22,6 @@ struct job {
     bool fails;           /* raise EIO after the work */
 };
 
-static uint64_t ns_of(double units)
-{
-    return (uint64_t)(units * (double)unit_ns);
-}
-
 static int job_run(struct cl_task *t)
 {
     struct job *j = (struct job *)t;

@@ -3,11 +3,6 @@
  * never returns because its stop items are never marked done. */
 #include "async.h"
 
-static uint64_t ns_of(double units)
-{
-    return (uint64_t)(units * (double)unit_ns);
-}
-
 /* A task that counts across its awaits: the count lives in its frame. */
 struct counting {
     struct cl_task task;

@@ -19,11 +19,6 @@ static struct {
     int cleanups[WORKERS];
 } svc;
 
-static uint64_t ns_of(double units)
-{
-    return (uint64_t)(units * (double)unit_ns);
-}
-
 /* [snippet service-worker] */
 struct worker {
     struct cl_task task;

@@ -3,11 +3,6 @@
  * lib's (lib/cl_async.h): asyncio's, on the loop's one thread. */
 #include "async.h"
 
-static uint64_t ns_of(double units)
-{
-    return (uint64_t)(units * (double)unit_ns);
-}
-
 /* n tasks of one kind, gathered (the gather keeps them). */
 struct cl_future *gather_of(struct cl_loop *loop, cl_task_fn *fn, size_t size, const char *name,
                             int n, void (*init)(struct cl_task *, int))
