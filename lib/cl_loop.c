@@ -170,9 +170,11 @@ static void run_timers(struct cl_loop *loop)
     uint64_t limit = loop->timer_seq;
     while (loop->nheap > 0 && loop->heap[0].at <= loop->now_ns && loop->heap[0].seq < limit) {
         struct cl_timer *t = loop->heap[0].timer;
+        bool background = t->background;
         heap_remove(loop, 0);
         t->cb(t);
-        count_step(loop);
+        if (!background) /* the lag monitor ticking is no progress of the program's */
+            count_step(loop);
         gil_check(loop);
     }
 }
@@ -220,8 +222,10 @@ static void run_io(struct cl_loop *loop)
         struct cl_io *io = loop->events[loop->ievent].data.ptr;
         if (io == NULL)
             continue;
+        bool background = io->background;
         io->cb(io, loop->events[loop->ievent].events);
-        count_step(loop);
+        if (!background) /* the calls the eventfd brings count when they run */
+            count_step(loop);
         gil_check(loop);
     }
     loop->nevents = 0;
@@ -472,6 +476,8 @@ static void lag_fire(struct cl_timer *t)
             dprintf(m->warn_fd, "loop lag: a timer ran %.1f ms late (threshold %.1f ms)\n",
                     (double)lag / 1e6, (double)m->threshold_ns / 1e6);
     }
+    if (m->on_sample != NULL)
+        m->on_sample(m, m->due_ns, now);
     m->due_ns = now + m->interval_ns;
     cl_timer_start_at(m->loop, &m->timer, m->due_ns);
 }

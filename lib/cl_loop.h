@@ -199,6 +199,9 @@ struct cl_lag_monitor {
     uint64_t threshold_ns; /* a sample above it writes a warning line */
     uint64_t due_ns;       /* when the timer asked to fire */
     int warn_fd;           /* where the warnings go; -1 for none */
+    /* NULL, or called on the loop thread with each sample: when the timer was
+     * due and when it ran (a chapter's timeline). Set it after cl_lag_start. */
+    void (*on_sample)(struct cl_lag_monitor *m, uint64_t due_ns, uint64_t ran_ns);
     /* Written by the loop thread, readable from any thread. */
     _Atomic uint64_t samples, warnings;
     _Atomic uint64_t max_ns, sum_ns;

@@ -111,6 +111,12 @@ static void adopt(struct cl_future *f, struct cl_loop *loop, const char *name,
     head->obj_next = f;
 }
 
+void cl_future_adopt_(struct cl_future *f, struct cl_loop *loop, const char *name,
+                      const struct cl_future_ops *ops)
+{
+    adopt(f, loop, name, ops);
+}
+
 struct cl_future *cl_future_new(struct cl_loop *loop, const char *name)
 {
     struct cl_future *f = cl_xcalloc(1, sizeof *f);
@@ -175,6 +181,11 @@ static void complete(struct cl_future *f, int err, intptr_t value, const char *m
         w->fn(w, f);
     }
     cl_future_unref(f);
+}
+
+void cl_future_complete_(struct cl_future *f, int err, intptr_t value, const char *msg)
+{
+    complete(f, err, value, msg);
 }
 
 /* A task or a combinator completes itself; setting one from outside is a bug

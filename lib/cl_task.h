@@ -193,6 +193,13 @@ void cl_task_report(int fd, struct cl_loop *loop, size_t max_lines);
 /* The loop's progress for cl_watchdog_cfg.progress: callbacks run so far. */
 uint64_t cl_loop_progress(void *loop);
 
+/* For the modules that make kinds of future of their own (cl_async): a heap
+ * future with its own ops, on the loop's list that cl_loop_free sweeps, with
+ * one reference; and completing a future of any kind. */
+void cl_future_adopt_(struct cl_future *f, struct cl_loop *loop, const char *name,
+                      const struct cl_future_ops *ops);
+void cl_future_complete_(struct cl_future *f, int err, intptr_t value, const char *msg);
+
 /* The implementation of the macros below. */
 bool cl_await_future_(struct cl_task *t, struct cl_future *f);
 bool cl_await_sleep_(struct cl_task *t, uint64_t ns);

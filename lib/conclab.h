@@ -2,6 +2,7 @@
 #ifndef CONCLAB_H
 #define CONCLAB_H
 
+#include "cl_async.h"
 #include "cl_barrier.h"
 #include "cl_chapter.h"
 #include "cl_check.h"

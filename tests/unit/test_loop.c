@@ -630,6 +630,38 @@ static void test_lag_monitor_sees_a_blocked_loop(void **state)
     cl_loop_free(loop);
 }
 
+/* The monitor's samples are no progress of the program: a loop that only
+ * samples its lag (its tasks all stuck) leaves the watchdog's count alone, so
+ * the watchdog still sees the stall. The program's own timers count. */
+static uint64_t seen_samples, seen_early;
+
+static void on_sample(struct cl_lag_monitor *m, uint64_t due_ns, uint64_t ran_ns)
+{
+    (void)m;
+    seen_samples++;
+    seen_early += ran_ns < due_ns;
+}
+
+/* ... and each sample reaches on_sample, never early. */
+static void test_lag_monitor_is_not_progress(void **state)
+{
+    (void)state;
+    _Atomic uint64_t steps = 0;
+    struct cl_loop_opts opts = {.steps = &steps};
+    struct cl_loop *loop = cl_loop_new(&opts);
+    struct cl_lag_monitor mon;
+    cl_lag_start(&mon, loop, CL_MS(5), CL_MS(1000), -1);
+    mon.on_sample = on_sample;
+    struct blocker end = {{.cb = end_cb}, &mon};
+    cl_timer_start(loop, &end.timer, CL_MS(100));
+    cl_loop_run(loop);
+    assert_true(atomic_load(&mon.samples) >= 5);
+    assert_int_equal(seen_samples, atomic_load(&mon.samples));
+    assert_int_equal(seen_early, 0);
+    assert_int_equal(atomic_load(&steps), 1); /* the end timer's callback alone */
+    cl_loop_free(loop);
+}
+
 /* The percentile reads the histogram: 90 samples under 0.1 ms, 10 near 150 ms. */
 static void test_lag_percentile(void **state)
 {
@@ -718,6 +750,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_call_soon_threadsafe),
         cmocka_unit_test(test_stop_from_another_thread),
         cmocka_unit_test(test_lag_monitor_sees_a_blocked_loop),
+        cmocka_unit_test(test_lag_monitor_is_not_progress),
         cmocka_unit_test(test_lag_percentile),
         cmocka_unit_test(test_gil_held_around_callbacks),
     };
