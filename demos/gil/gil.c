@@ -515,7 +515,8 @@ static const struct cl_chapter gil_chapter = {
     .name = "gil",
     .summary = "the GIL: one thread at a time, simulated beside CPython",
     .look_for = "CPU-bound threads under the GIL run one at a time (parallelism about 1) "
-                "while plain C threads share the cores; I/O and native kernels let it go",
+                "while plain C threads share the cores; I/O and native kernels let it go (an "
+                "operation is a slice of CPU work, a blocking call or a response)",
     .variants = variants,
     .nvariants = sizeof variants / sizeof variants[0],
     .params = params,

@@ -307,8 +307,9 @@ static void teardown(const struct cl_run *run)
 static const struct cl_chapter race = {
     .name = "race",
     .summary = "race conditions: lost updates, and the ways to stop losing them",
-    .look_for = "threads x iters increments should give exactly threads x iters; watch "
-                "which variants lose updates, and what the exact ones cost per operation",
+    .look_for = "threads x iters increments should give exactly threads x iters (an "
+                "operation is one increment, or one withdrawal); watch which variants lose "
+                "updates, and what the exact ones cost per operation",
     .variants = variants,
     .nvariants = sizeof variants / sizeof variants[0],
     .params = params,

@@ -456,8 +456,9 @@ static void teardown(const struct cl_run *run)
 static const struct cl_chapter speedup_chapter = {
     .name = "speedup",
     .summary = "speedup: CPU-bound against I/O-bound work on every executor",
-    .look_for = "the same checked tasks on each executor: compare wall time, CPU time and "
-                "their ratio (parallelism) for CPU-bound and I/O-bound work",
+    .look_for = "the same checked tasks on each executor (an operation is one task): "
+                "compare wall time, CPU time and their ratio (parallelism) for CPU-bound and "
+                "I/O-bound work",
     .variants = variants,
     .nvariants = sizeof variants / sizeof variants[0],
     .params = params,
