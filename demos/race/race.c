@@ -101,7 +101,7 @@ static void inc_spinlock(struct cl_worker *w)
 static void inc_atomic(struct cl_worker *w)
 {
     for (uint64_t i = 0; i < w->iters; i++) {
-        /* one indivisible read-modify-write (lock xadd on x86) */
+        /* one indivisible read-modify-write (a lock-prefixed add on x86) */
         atomic_fetch_add_explicit(&atomic_counter, 1, memory_order_relaxed);
         cl_tick(w);
     }
