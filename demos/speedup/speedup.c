@@ -30,12 +30,14 @@ enum { WORK, TASKS, WORKERS, SIZE, LATENCY_MS, CPU_FRACTION, CPUS, SWITCH_INTERV
 enum { CPU, IO_SLEEP, IO_REAL, MIXED };       /* --work */
 enum kind { SEQ, THREADS, POOL, PROCS, GIL }; /* the executors */
 
-#define CPU_TASK_SIZE  50000000ull /* default --size: about 50 ms of CPU a task */
-#define IO_TASKS       100         /* default --tasks for the I/O kinds */
-#define LATENCY_MS_DEF 10          /* default --latency-ms */
-#define GIL_SLICE      32768ull    /* iterations between two GIL checks: tens of µs */
-#define SERIAL_CHUNK   65536ull    /* the serial part computes in chunks, watching the clock */
-#define MAX_PROCS      1024        /* processes procs may fork */
+/* default --size: about 0.1 s of CPU a task, 0.4 s for seq: a shorter run on a 2-vCPU VM
+ * often gets less than both cores, and its CPU speedup is then noise */
+#define CPU_TASK_SIZE  300000000ull
+#define IO_TASKS       100      /* default --tasks for the I/O kinds */
+#define LATENCY_MS_DEF 10       /* default --latency-ms */
+#define GIL_SLICE      32768ull /* iterations between two GIL checks: tens of µs */
+#define SERIAL_CHUNK   65536ull /* the serial part computes in chunks, watching the clock */
+#define MAX_PROCS      1024     /* processes procs may fork */
 /* per thread, reserved; 10,000 threads touch ~10 KB each */
 #define STACK_BYTES ((size_t)1024 * 1024)
 
