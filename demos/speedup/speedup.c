@@ -38,6 +38,7 @@ enum kind { SEQ, THREADS, POOL, PROCS, GIL }; /* the executors */
 #define GIL_SLICE      32768ull /* iterations between two GIL checks: tens of µs */
 #define SERIAL_CHUNK   65536ull /* the serial part computes in chunks, watching the clock */
 #define MAX_PROCS      1024     /* processes procs may fork */
+#define BUSY_BELOW     0.9      /* seq's parallelism under this: other programs hold a core */
 /* per thread, reserved; 10,000 threads touch ~10 KB each */
 #define STACK_BYTES ((size_t)1024 * 1024)
 
@@ -412,10 +413,15 @@ static void check(const struct cl_run *run, struct cl_result *res)
         cl_metric_real(res, "serial_fraction",
                        (double)serial_spent_ns /
                            ((double)serial_spent_ns + (double)ntasks * (double)latency_ns));
-    char speedup_text[64] = "";
-    if (run->variant->kind == SEQ)
+    char speedup_text[96] = "";
+    if (run->variant->kind == SEQ) {
         *seq_run_s = run_s;
-    else if (!isnan(*seq_run_s)) { /* seq ran before us in this invocation, same flags */
+        if (work == CPU && parallelism < BUSY_BELOW) /* seq alone should get a whole core */
+            snprintf(
+                speedup_text, sizeof speedup_text,
+                "; seq got under %.1f of a core: the machine is busy, CPU speedups are unreliable",
+                BUSY_BELOW);
+    } else if (!isnan(*seq_run_s)) { /* seq ran before us in this invocation, same flags */
         cl_metric_real(res, "speedup", *seq_run_s / run_s);
         cl_metric_real(res, "efficiency", *seq_run_s / run_s / nworkers);
         snprintf(speedup_text, sizeof speedup_text, ", %.2fx seq", *seq_run_s / run_s);
