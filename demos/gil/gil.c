@@ -485,10 +485,10 @@ static void check_io(const struct cl_run *run, struct cl_result *res)
     cl_metric_real(res, "overlap", blocked_s / run->wall_s);
     cl_metric_real(res, "gil_wait_max_s", cl_seconds(max_wait_ns(run)));
     cl_verdict(res,
-               "%d threads x %llu blocking calls of %.0f ms: %.2f s of waiting done in %.3f s "
+               "%d threads x %llu blocking call%s of %.0f ms: %.2f s of waiting done in %.3f s "
                "(%.0fx overlap): the GIL is free during I/O",
-               run->threads, (unsigned long long)run->iters, cl_seconds(io_ns) * 1e3, blocked_s,
-               run->wall_s, blocked_s / run->wall_s);
+               run->threads, (unsigned long long)run->iters, run->iters == 1 ? "" : "s",
+               cl_seconds(io_ns) * 1e3, blocked_s, run->wall_s, blocked_s / run->wall_s);
 }
 
 static void check(const struct cl_run *run, struct cl_result *res)
