@@ -36,6 +36,8 @@ struct job {
     uint64_t in;
     uint64_t sleep_ms;  /* before answering */
     bool wait_gate;     /* block until the gate opens */
+    bool own_gate;      /* block until released on its own (release()) */
+    bool released;      /* under gate.mu */
     int fail;           /* return this error instead */
     _Atomic int ran;    /* times it started */
     _Atomic bool began; /* set as it starts */
@@ -48,9 +50,9 @@ static int run_job(void *arg, uint64_t *result)
     j->thread = pthread_self();
     atomic_fetch_add(&j->ran, 1);
     atomic_store(&j->began, true);
-    if (j->wait_gate) {
+    if (j->wait_gate || j->own_gate) {
         CL_PT(pthread_mutex_lock(&gate.mu));
-        while (!gate.open)
+        while (j->wait_gate ? !gate.open : !j->released)
             CL_PT(pthread_cond_wait(&gate.cv, &gate.mu));
         CL_PT(pthread_mutex_unlock(&gate.mu));
     }
@@ -60,6 +62,15 @@ static int run_job(void *arg, uint64_t *result)
         return j->fail;
     *result = j->in * 2;
     return 0;
+}
+
+/* Let one job with its own gate finish. */
+static void release(struct job *j)
+{
+    CL_PT(pthread_mutex_lock(&gate.mu));
+    j->released = true;
+    CL_PT(pthread_cond_broadcast(&gate.cv));
+    CL_PT(pthread_mutex_unlock(&gate.mu));
 }
 
 static void wait_began(struct job *j)
@@ -295,11 +306,11 @@ static void test_map_deadline_and_early_end(void **state)
     for (int i = 0; i < N; i++)
         jobs[i] = (struct job){.in = (uint64_t)i, .wait_gate = true};
     struct cl_pool *p = pool_of(1, false);
+    uint64_t t0 = cl_now_ns();
     struct cl_pool_iter *it = cl_pool_map(p, run_job, jobs, sizeof *jobs, N, 60 * MS);
     size_t idx;
-    uint64_t t0 = cl_now_ns();
     assert_int_equal(cl_pool_next(it, &idx, NULL, NULL), CL_POOL_TIMEOUT);
-    assert_true(cl_now_ns() - t0 >= 50 * MS); /* the deadline counts from the map call */
+    assert_true(cl_now_ns() - t0 >= 60 * MS); /* the deadline counts from the map call */
     wait_began(&jobs[0]);
     struct cl_pool_future *first = cl_pool_iter_future(it, 0);
     assert_int_equal(cl_pool_state(first), CL_POOL_RUNNING);
@@ -316,52 +327,60 @@ static void test_as_completed_yields_in_completion_order(void **state)
 {
     (void)state;
     enum { N = 4 };
-    struct job *jobs = staggered(N);
+    static const size_t finish[N] = {2, 0, 3, 1}; /* the order the test lets them end in */
+    struct job jobs[N];
     struct cl_pool *p = pool_of(N + 1, false);
     struct job quick = {.in = 100};
     struct cl_pool_future *fs[N + 1];
     fs[N] = cl_pool_submit(p, run_job, &quick);
     assert_int_equal(cl_pool_get(fs[N], CL_POOL_FOREVER, NULL, NULL), CL_POOL_OK);
-    for (size_t i = 0; i < N; i++)
+    for (size_t i = 0; i < N; i++) {
+        jobs[i] = (struct job){.in = i, .own_gate = true};
         fs[i] = cl_pool_submit(p, run_job, &jobs[i]);
+    }
     struct cl_pool_iter *it = cl_pool_as_completed(fs, N + 1, CL_POOL_FOREVER);
     size_t idx;
     uint64_t v;
     assert_int_equal(cl_pool_next(it, &idx, &v, NULL), CL_POOL_OK);
     assert_int_equal(idx, N); /* already done: first */
     assert_int_equal(v, 200);
-    for (size_t k = 0; k < N; k++) { /* then the shortest first: N-1, N-2, ... 0 */
+    for (size_t k = 0; k < N; k++) { /* then each as it is let go, whatever its index */
+        release(&jobs[finish[k]]);
         assert_int_equal(cl_pool_next(it, &idx, &v, NULL), CL_POOL_OK);
-        assert_int_equal(idx, N - 1 - k);
-        assert_int_equal(v, 2 * (N - 1 - k));
+        assert_int_equal(idx, finish[k]);
+        assert_int_equal(v, 2 * finish[k]);
     }
     assert_int_equal(cl_pool_next(it, &idx, &v, NULL), CL_POOL_END);
     cl_pool_iter_end(it);
     for (size_t i = 0; i <= N; i++)
         cl_pool_release(fs[i]);
     cl_pool_shutdown(p, false);
-    free(jobs);
 }
 
 static void test_as_completed_deadline_then_end_before_all_settle(void **state)
 {
     (void)state;
+    gate_set(false);
     enum { N = 3 };
-    struct job *jobs = staggered(N); /* 150, 100, 50 ms */
+    struct job jobs[N];
     struct cl_pool *p = pool_of(N, false);
     struct cl_pool_future *fs[N];
-    for (size_t i = 0; i < N; i++)
+    for (size_t i = 0; i < N; i++) {
+        jobs[i] = (struct job){.in = i, .wait_gate = true};
         fs[i] = cl_pool_submit(p, run_job, &jobs[i]);
+    }
+    uint64_t t0 = cl_now_ns();
     struct cl_pool_iter *it = cl_pool_as_completed(fs, N, 20 * MS);
     size_t idx;
     assert_int_equal(cl_pool_next(it, &idx, NULL, NULL), CL_POOL_TIMEOUT);
-    cl_pool_iter_end(it); /* the futures settle later, with the iterator gone */
+    assert_true(cl_now_ns() - t0 >= 20 * MS);
+    cl_pool_iter_end(it); /* the futures settle after, with the iterator gone */
+    gate_set(true);
     for (size_t i = 0; i < N; i++) {
         assert_int_equal(cl_pool_get(fs[i], CL_POOL_FOREVER, NULL, NULL), CL_POOL_OK);
         cl_pool_release(fs[i]);
     }
     cl_pool_shutdown(p, false);
-    free(jobs);
 }
 
 static void test_shutdown_runs_every_queued_task(void **state)

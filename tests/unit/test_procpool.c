@@ -143,10 +143,12 @@ static void test_cancel_kills_a_hung_task_and_replaces_its_worker(void **state)
     struct cl_procpool *pp = pool_of(2, false);
     uint64_t hung_result[1] = {12345};
     int hung_err[1] = {-7};
-    struct cl_procpool_batch *b = cl_procpool_map(pp, HANG, 0, 1, 1, hung_result, hung_err);
     uint64_t t0 = cl_now_ns();
+    struct cl_procpool_batch *b = cl_procpool_map(pp, HANG, 0, 1, 1, hung_result, hung_err);
     assert_int_equal(cl_procpool_wait(b, 80 * MS), CL_POOL_TIMEOUT);
     assert_true(cl_now_ns() - t0 >= 80 * MS);
+    for (int i = 0; i < 5000 && cl_procpool_stats(pp).busy == 0; i++)
+        cl_sleep_ns(1 * MS); /* sent to a worker, however slow the machine */
     assert_int_equal(cl_procpool_stats(pp).busy, 1);
     assert_true(cl_procpool_cancel(b));
     assert_true(cl_procpool_cancel(b)); /* again: already cancelled */
