@@ -38,6 +38,9 @@ struct cl_pool_future {
     struct cl_pool_future *done_next; /* the completion queue */
 };
 
+/* Every field is under mu but the stats' mirrors, which are written under mu and
+ * read without it, and the eventfd. The counters are plain fields: a locked
+ * increment of a shared counter per task would cost a cache-line transfer more. */
 struct cl_pool {
     pthread_mutex_t mu;
     pthread_cond_t work;                          /* idle workers wait here */
@@ -49,8 +52,8 @@ struct cl_pool {
     int signalled;    /* signals sent that no woken worker has used yet */
     pthread_t *threads;
     int efd; /* the completion eventfd, or -1 */
-    /* cl_pool_stats, lock-free */
-    _Atomic uint64_t submitted, ok, failed, cancelled;
+    struct cl_pool_stats counts;
+    _Atomic uint64_t submitted, ok, failed, cancelled; /* cl_pool_stats: mirrors */
     _Atomic int alive, idle;
     _Atomic size_t queued;
 };
@@ -160,6 +163,10 @@ bool cl_pool_cancel(struct cl_pool_future *f)
         return state == CL_POOL_CANCELLED;
     }
     /* still queued: the worker that pops it will see CANCELLED and skip it */
+    if (!atomic_compare_exchange_strong(&f->state, &state, CL_POOL_CANCELLED)) {
+        CL_PT(pthread_mutex_unlock(&f->mu)); /* a worker started it just now */
+        return false;
+    }
     settle_locked_then_notify(f, CL_POOL_CANCELLED, 0, 0);
     return true;
 }
@@ -184,74 +191,81 @@ void cl_pool_on_done(struct cl_pool_future *f, void (*fn)(struct cl_pool_future 
 
 /* ------------------------------------------------------------ the pool */
 
-/* A future leaves the pending queue (run, skipped or cancelled by shutdown): into
- * the completion queue if the pool keeps one, then the pool's reference goes. */
-static void retire(struct cl_pool *pool, struct cl_pool_future *f)
+/* Under mu: count a future that left the pending queue (run, skipped, or
+ * cancelled by shutdown), and queue it for take_done if the pool keeps one.
+ * Returns whether the eventfd is to be written (after the unlock). */
+static bool retire_locked(struct cl_pool *pool, struct cl_pool_future *f)
 {
+    struct cl_pool_stats *c = &pool->counts;
     switch (atomic_load_explicit(&f->state, memory_order_acquire)) {
     case CL_POOL_OK:
-        atomic_fetch_add_explicit(&pool->ok, 1, memory_order_relaxed);
+        atomic_store_explicit(&pool->ok, ++c->ok, memory_order_relaxed);
         break;
     case CL_POOL_FAILED:
-        atomic_fetch_add_explicit(&pool->failed, 1, memory_order_relaxed);
+        atomic_store_explicit(&pool->failed, ++c->failed, memory_order_relaxed);
         break;
     default:
-        atomic_fetch_add_explicit(&pool->cancelled, 1, memory_order_relaxed);
+        atomic_store_explicit(&pool->cancelled, ++c->cancelled, memory_order_relaxed);
     }
-    if (pool->efd >= 0) {
-        atomic_fetch_add(&f->refs, 1); /* the completion queue's */
-        CL_PT(pthread_mutex_lock(&pool->mu));
-        f->done_next = NULL;
-        if (pool->done_tail != NULL)
-            pool->done_tail->done_next = f;
-        else
-            pool->done_head = f;
-        pool->done_tail = f;
-        CL_PT(pthread_mutex_unlock(&pool->mu));
-        uint64_t one = 1; /* after the push: a reader woken by it finds f */
-        CL_SYS_RETRY(write(pool->efd, &one, sizeof one));
-    }
-    cl_pool_release(f);
+    if (pool->efd < 0)
+        return false;
+    atomic_fetch_add(&f->refs, 1); /* the completion queue's */
+    f->done_next = NULL;
+    if (pool->done_tail != NULL)
+        pool->done_tail->done_next = f;
+    else
+        pool->done_head = f;
+    pool->done_tail = f;
+    return true;
+}
+
+static void signal_completion(struct cl_pool *pool)
+{
+    uint64_t one = 1; /* after the push: a reader woken by it finds the future */
+    CL_SYS_RETRY(write(pool->efd, &one, sizeof one));
 }
 
 /* [snippet worker] */
 static void *worker_main(void *arg)
 {
     struct cl_pool *pool = arg;
+    struct cl_pool_future *done = NULL; /* the last task, counted under the next lock */
     CL_PT(pthread_mutex_lock(&pool->mu));
     for (;;) {
-        while (pool->head == NULL && !pool->stopping) {
-            pool->waiting++;
-            atomic_fetch_add_explicit(&pool->idle, 1, memory_order_relaxed);
+        bool wrote = done != NULL && retire_locked(pool, done);
+        while (done == NULL && pool->head == NULL && !pool->stopping) {
+            atomic_store_explicit(&pool->idle, ++pool->waiting, memory_order_relaxed);
             CL_PT(pthread_cond_wait(&pool->work, &pool->mu));
-            atomic_fetch_sub_explicit(&pool->idle, 1, memory_order_relaxed);
-            pool->waiting--;
+            atomic_store_explicit(&pool->idle, --pool->waiting, memory_order_relaxed);
             if (pool->signalled > 0)
                 pool->signalled--;
         }
         struct cl_pool_future *f = pool->head;
-        if (f == NULL) /* stopping, and nothing left to run */
-            break;
-        pool->head = f->next;
-        if (pool->head == NULL)
-            pool->tail = NULL;
-        atomic_fetch_sub_explicit(&pool->queued, 1, memory_order_relaxed);
-        CL_PT(pthread_mutex_lock(&f->mu)); /* pending -> running, unless cancelled */
-        bool run = atomic_load_explicit(&f->state, memory_order_relaxed) == CL_POOL_PENDING;
-        if (run)
-            atomic_store_explicit(&f->state, CL_POOL_RUNNING, memory_order_relaxed);
-        CL_PT(pthread_mutex_unlock(&f->mu));
+        bool stop = f == NULL && pool->stopping; /* and nothing left to run */
+        if (f != NULL) {
+            pool->head = f->next;
+            if (pool->head == NULL)
+                pool->tail = NULL;
+            atomic_store_explicit(&pool->queued, --pool->counts.queued, memory_order_relaxed);
+        }
         CL_PT(pthread_mutex_unlock(&pool->mu));
-        if (run) {
+        if (wrote)
+            signal_completion(pool);
+        if (done != NULL)
+            cl_pool_release(done); /* the pool's reference, outside the lock */
+        done = NULL;
+        if (stop)
+            break;
+        int pending = CL_POOL_PENDING; /* -> running, unless it was cancelled */
+        if (f != NULL && atomic_compare_exchange_strong(&f->state, &pending, CL_POOL_RUNNING)) {
             uint64_t value = 0;
             int err = f->fn(f->arg, &value); /* an error is a value too: never lost */
             CL_PT(pthread_mutex_lock(&f->mu));
             settle_locked_then_notify(f, err == 0 ? CL_POOL_OK : CL_POOL_FAILED, value, err);
         }
-        retire(pool, f);
+        done = f;
         CL_PT(pthread_mutex_lock(&pool->mu));
     }
-    CL_PT(pthread_mutex_unlock(&pool->mu));
     atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_relaxed);
     return NULL;
 }
@@ -307,8 +321,8 @@ struct cl_pool_future *cl_pool_submit(struct cl_pool *pool, cl_pool_fn *fn, void
     else
         pool->head = f;
     pool->tail = f;
-    atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&pool->submitted, 1, memory_order_relaxed);
+    atomic_store_explicit(&pool->queued, ++pool->counts.queued, memory_order_relaxed);
+    atomic_store_explicit(&pool->submitted, ++pool->counts.submitted, memory_order_relaxed);
     int rc = 0;
     bool wake = pool->waiting > pool->signalled; /* an idle worker nobody woke yet */
     if (wake)
@@ -321,8 +335,8 @@ struct cl_pool_future *cl_pool_submit(struct cl_pool *pool, cl_pool_fn *fn, void
     }
     if (rc != 0 && pool->started == 0) { /* no thread at all to run it: take it back */
         pool->head = pool->tail = NULL;
-        atomic_fetch_sub_explicit(&pool->queued, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&pool->submitted, 1, memory_order_relaxed);
+        atomic_store_explicit(&pool->queued, --pool->counts.queued, memory_order_relaxed);
+        atomic_store_explicit(&pool->submitted, --pool->counts.submitted, memory_order_relaxed);
         CL_PT(pthread_mutex_unlock(&pool->mu));
         atomic_store(&f->refs, 1);
         cl_pool_release(f);
@@ -362,6 +376,7 @@ void cl_pool_shutdown(struct cl_pool *pool, bool cancel_pending)
     if (cancel_pending) { /* take the whole queue; no worker will see it */
         pending = pool->head;
         pool->head = pool->tail = NULL;
+        pool->counts.queued = 0;
         atomic_store_explicit(&pool->queued, 0, memory_order_relaxed);
     }
     CL_PT(pthread_cond_broadcast(&pool->work));
@@ -370,7 +385,12 @@ void cl_pool_shutdown(struct cl_pool *pool, bool cancel_pending)
         struct cl_pool_future *f = pending;
         pending = f->next;
         cl_pool_cancel(f); /* false if the caller cancelled it first: fine */
-        retire(pool, f);
+        CL_PT(pthread_mutex_lock(&pool->mu));
+        bool wrote = retire_locked(pool, f);
+        CL_PT(pthread_mutex_unlock(&pool->mu));
+        if (wrote)
+            signal_completion(pool);
+        cl_pool_release(f);
     }
     for (int i = 0; i < pool->started; i++) /* the running tasks finish first */
         CL_PT(pthread_join(pool->threads[i], NULL));
