@@ -375,7 +375,7 @@ static void check_chunking(struct cl_result *res)
         {"thread_c1_ns", "thread_c10_ns", "thread_c100_ns", "thread_c1000_ns", "thread_cdef_ns"},
         {"process_c1_ns", "process_c10_ns", "process_c100_ns", "process_c1000_ns",
          "process_cdef_ns"}};
-    static const char *const one[2] = {"thread_ns", "process_ns"};
+    static const char *const one_size[2] = {"thread_ns", "process_ns"}; /* --chunk, both */
     static const char *const pool_word[2] = {"thread", "process"};
     char text[256] = "";
     size_t used = 0;
@@ -386,7 +386,10 @@ static void check_chunking(struct cl_result *res)
             continue;
         size_t best = 0;
         for (size_t k = 0; k < seen.nsizes; k++) {
-            cl_metric_real(res, seen.nsizes == 1 ? one[p] : names[p][k], seen.item_ns[p][k]);
+            const char *name = seen.nsizes > 1                        ? names[p][k]
+                               : seen.pool_ran[0] != seen.pool_ran[1] ? "item_ns"
+                                                                      : one_size[p];
+            cl_metric_real(res, name, seen.item_ns[p][k]);
             if (seen.item_ns[p][k] < seen.item_ns[p][best])
                 best = k;
         }
@@ -401,9 +404,10 @@ static void check_chunking(struct cl_result *res)
             used +=
                 (size_t)snprintf(text + used, sizeof text - used, " at chunk %zu", seen.sizes[0]);
     }
-    if (seen.pool_ran[0])
-        cl_metric_int(res, "out_of_order_c1", (long long)seen.out_of_order[0]);
-    cl_metric_int(res, "pool_default_chunk", (long long)seen.sizes[seen.nsizes - 1]);
+    if (seen.pool_ran[0]) /* chunks the thread pool finished before an earlier one */
+        cl_metric_int(res, "out_of_order", (long long)seen.out_of_order[0]);
+    if (seen.nsizes > 1)
+        cl_metric_int(res, "pool_default_chunk", (long long)seen.sizes[seen.nsizes - 1]);
     cl_verdict(res, "%s%s", text, res->exact ? "; every result at its index" : "; WRONG results");
 }
 

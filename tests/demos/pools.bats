@@ -145,7 +145,7 @@ assert_clean() { # what
         run_in_session --separate-stderr "$P" --variant chunking "${a[@]}" --json
         assert_exact_run "chunking $args"
     done
-    assert_json '.metrics.process_ns > 0'
+    assert_json '.metrics.item_ns > 0'
 }
 
 # --- lifetimes --------------------------------------------------------------------------
