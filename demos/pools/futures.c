@@ -470,10 +470,10 @@ void check_futures(const struct cl_run *run, struct cl_result *res)
         cl_metric_real(res, "shutdown_s", shutdown_s);
         cl_verdict(res,
                    "by the %lld ms deadline %zu done; %zu cancelled before they started; "
-                   "%zu running%s; shutdown took %.3f s",
+                   "%zu running%s; shutdown took %.1f ms",
                    cl_param(run, WAIT_MS), seen.ok, seen.cancelled, seen.still_running,
                    token ? " saw the token and stopped" : " could not be cancelled, and said so",
-                   shutdown_s);
+                   shutdown_s * 1e3);
         return;
     }
     default: /* TOTAL_TIMEOUT */

@@ -397,7 +397,7 @@ static void check_chunking(struct cl_result *res)
                                  used ? "; " : "", pool_word[p], seen.item_ns[p][0] / 1e3);
         if (seen.nsizes > 1)
             used += (size_t)snprintf(text + used, sizeof text - used,
-                                     " at chunk 1, %.2f at chunk %zu (%.0fx less)",
+                                     " at chunk 1, %.2f at chunk %zu (%.1fx less)",
                                      seen.item_ns[p][best] / 1e3, seen.sizes[best],
                                      seen.item_ns[p][0] / seen.item_ns[p][best]);
         else
