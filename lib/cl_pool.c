@@ -38,23 +38,33 @@ struct cl_pool_future {
     struct cl_pool_future *done_next; /* the completion queue */
 };
 
+/* One per thread. An idle worker waits on its own condition variable, on a stack
+ * of idle workers: a submit wakes the one that went idle last, whose cache is
+ * still warm, rather than whichever one a shared condition would wake. */
+struct slot {
+    struct cl_pool *pool;
+    pthread_t thread;
+    pthread_cond_t wake;
+    struct slot *next_idle; /* the idle stack, most recent first */
+    bool woken;             /* taken off the stack by a submit or the shutdown */
+};
+
 /* Every field is under mu but the stats' mirrors, which are written under mu and
  * read without it, and the eventfd. The counters are plain fields: a locked
  * increment of a shared counter per task would cost a cache-line transfer more. */
 struct cl_pool {
     pthread_mutex_t mu;
-    pthread_cond_t work;                          /* idle workers wait here */
     struct cl_pool_future *head, *tail;           /* pending, in submission order */
     struct cl_pool_future *done_head, *done_tail; /* settled, for take_done */
     bool stopping;
-    int max, started; /* threads: the cap, and how many were created */
-    int waiting;      /* workers inside the wait for a task */
-    int signalled;    /* signals sent that no woken worker has used yet */
-    pthread_t *threads;
+    int max, started;  /* threads: the cap, and how many were created */
+    int waiting;       /* workers on the idle stack */
+    struct slot *idle; /* the idle stack's top */
+    struct slot *slots;
     int efd; /* the completion eventfd, or -1 */
     struct cl_pool_stats counts;
     _Atomic uint64_t submitted, ok, failed, cancelled; /* cl_pool_stats: mirrors */
-    _Atomic int alive, idle;
+    _Atomic int alive, nidle;
     _Atomic size_t queued;
 };
 
@@ -228,17 +238,20 @@ static void signal_completion(struct cl_pool *pool)
 /* [snippet worker] */
 static void *worker_main(void *arg)
 {
-    struct cl_pool *pool = arg;
+    struct slot *me = arg;
+    struct cl_pool *pool = me->pool;
     struct cl_pool_future *done = NULL; /* the last task, counted under the next lock */
     CL_PT(pthread_mutex_lock(&pool->mu));
     for (;;) {
         bool wrote = done != NULL && retire_locked(pool, done);
-        while (done == NULL && pool->head == NULL && !pool->stopping) {
-            atomic_store_explicit(&pool->idle, ++pool->waiting, memory_order_relaxed);
-            CL_PT(pthread_cond_wait(&pool->work, &pool->mu));
-            atomic_store_explicit(&pool->idle, --pool->waiting, memory_order_relaxed);
-            if (pool->signalled > 0)
-                pool->signalled--;
+        if (done == NULL && pool->head == NULL && !pool->stopping) {
+            me->woken = false; /* idle: onto the stack, until a submit takes it off */
+            me->next_idle = pool->idle;
+            pool->idle = me;
+            atomic_store_explicit(&pool->nidle, ++pool->waiting, memory_order_relaxed);
+            while (!me->woken)
+                CL_PT(pthread_cond_wait(&me->wake, &pool->mu));
+            atomic_store_explicit(&pool->nidle, --pool->waiting, memory_order_relaxed);
         }
         struct cl_pool_future *f = pool->head;
         bool stop = f == NULL && pool->stopping; /* and nothing left to run */
@@ -278,25 +291,28 @@ struct cl_pool *cl_pool_new(const struct cl_pool_opts *opts)
         return NULL;
     }
     struct cl_pool *pool = calloc(1, sizeof *pool);
-    pthread_t *threads = calloc((size_t)opts->workers, sizeof *threads);
-    if (pool == NULL || threads == NULL) {
+    struct slot *slots = calloc((size_t)opts->workers, sizeof *slots);
+    if (pool == NULL || slots == NULL) {
         free(pool);
-        free(threads);
+        free(slots);
         errno = ENOMEM;
         return NULL;
     }
     pool->max = opts->workers;
-    pool->threads = threads;
+    pool->slots = slots;
     pool->efd = -1;
     if (opts->completions && (pool->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         int e = errno;
-        free(threads);
+        free(slots);
         free(pool);
         errno = e;
         return NULL;
     }
     CL_PT(pthread_mutex_init(&pool->mu, NULL));
-    CL_PT(pthread_cond_init(&pool->work, NULL));
+    for (int i = 0; i < pool->max; i++) {
+        slots[i].pool = pool;
+        CL_PT(pthread_cond_init(&slots[i].wake, NULL));
+    }
     return pool;
 }
 
@@ -324,14 +340,16 @@ struct cl_pool_future *cl_pool_submit(struct cl_pool *pool, cl_pool_fn *fn, void
     atomic_store_explicit(&pool->queued, ++pool->counts.queued, memory_order_relaxed);
     atomic_store_explicit(&pool->submitted, ++pool->counts.submitted, memory_order_relaxed);
     int rc = 0;
-    bool wake = pool->waiting > pool->signalled; /* an idle worker nobody woke yet */
-    if (wake)
-        pool->signalled++;
-    else if (pool->started < pool->max) /* none idle: one more thread, up to the cap */
-        rc = pthread_create(&pool->threads[pool->started], NULL, worker_main, pool);
-    if (!wake && pool->started < pool->max && rc == 0) {
-        pool->started++;
-        atomic_fetch_add_explicit(&pool->alive, 1, memory_order_relaxed);
+    struct slot *wake = pool->idle; /* the worker that went idle last */
+    if (wake != NULL) {
+        pool->idle = wake->next_idle;
+        wake->woken = true;
+    } else if (pool->started < pool->max) { /* none idle: one more thread, up to the cap */
+        struct slot *s = &pool->slots[pool->started];
+        if ((rc = pthread_create(&s->thread, NULL, worker_main, s)) == 0) {
+            pool->started++;
+            atomic_fetch_add_explicit(&pool->alive, 1, memory_order_relaxed);
+        }
     }
     if (rc != 0 && pool->started == 0) { /* no thread at all to run it: take it back */
         pool->head = pool->tail = NULL;
@@ -344,8 +362,8 @@ struct cl_pool_future *cl_pool_submit(struct cl_pool *pool, cl_pool_fn *fn, void
         return NULL;
     }
     CL_PT(pthread_mutex_unlock(&pool->mu));
-    if (wake) /* after the unlock, so the woken worker does not block on mu */
-        CL_PT(pthread_cond_signal(&pool->work));
+    if (wake != NULL) /* after the unlock, so it does not wake only to wait for mu */
+        CL_PT(pthread_cond_signal(&wake->wake));
     return f;
 }
 /* [end submit] */
@@ -379,8 +397,15 @@ void cl_pool_shutdown(struct cl_pool *pool, bool cancel_pending)
         pool->counts.queued = 0;
         atomic_store_explicit(&pool->queued, 0, memory_order_relaxed);
     }
-    CL_PT(pthread_cond_broadcast(&pool->work));
+    struct slot *idle = pool->idle; /* wake every idle worker: it finds nothing, ends */
+    pool->idle = NULL;
+    for (struct slot *s = idle; s != NULL; s = s->next_idle)
+        s->woken = true;
     CL_PT(pthread_mutex_unlock(&pool->mu));
+    for (struct slot *s = idle, *next; s != NULL; s = next) {
+        next = s->next_idle; /* read before the signal: the worker may run on at once */
+        CL_PT(pthread_cond_signal(&s->wake));
+    }
     while (pending != NULL) {
         struct cl_pool_future *f = pending;
         pending = f->next;
@@ -393,14 +418,15 @@ void cl_pool_shutdown(struct cl_pool *pool, bool cancel_pending)
         cl_pool_release(f);
     }
     for (int i = 0; i < pool->started; i++) /* the running tasks finish first */
-        CL_PT(pthread_join(pool->threads[i], NULL));
+        CL_PT(pthread_join(pool->slots[i].thread, NULL));
     for (struct cl_pool_future *f; (f = cl_pool_take_done(pool)) != NULL;)
         cl_pool_release(f);
     if (pool->efd >= 0)
         CL_SYS(close(pool->efd));
-    CL_PT(pthread_cond_destroy(&pool->work));
+    for (int i = 0; i < pool->max; i++)
+        CL_PT(pthread_cond_destroy(&pool->slots[i].wake));
     CL_PT(pthread_mutex_destroy(&pool->mu));
-    free(pool->threads);
+    free(pool->slots);
     free(pool);
 }
 
@@ -412,7 +438,7 @@ struct cl_pool_stats cl_pool_stats(const struct cl_pool *pool)
         .failed = atomic_load_explicit(&pool->failed, memory_order_relaxed),
         .cancelled = atomic_load_explicit(&pool->cancelled, memory_order_relaxed),
         .threads = atomic_load_explicit(&pool->alive, memory_order_relaxed),
-        .idle = atomic_load_explicit(&pool->idle, memory_order_relaxed),
+        .idle = atomic_load_explicit(&pool->nidle, memory_order_relaxed),
         .queued = atomic_load_explicit(&pool->queued, memory_order_relaxed),
     };
 }
