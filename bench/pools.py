@@ -30,13 +30,14 @@ def chunk_gain(s, spec):
     return s.figure(spec, xs, sources=["chunking"])
 
 
-def _bars(s, exp, key, labels, base, title, ylabel):
-    """Bars of a metric per variant: the median of the --json runs, whiskers min-max."""
-    lines = ["variant\tvalue\tmin\tmax\tclass"]
-    for v, cls in labels:
-        xs = [x for x in s.samples(exp, {"variant": v}, f"metric:{key}") if x is not None]
+def _bars(s, exp, of, bars, base, title, ylabel):
+    """Bars of one figure per row (label, selection, class): the median of the
+    --json runs, whiskers min-max."""
+    lines = ["label\tvalue\tmin\tmax\tclass"]
+    for label, sel, cls in bars:
+        xs = [x for x in s.samples(exp, sel, of) if x is not None]
         if xs:
-            lines.append(f"{v}\t{stats.median(xs)}\t{min(xs)}\t{max(xs)}\t{cls}")
+            lines.append(f"{label}\t{stats.median(xs)}\t{min(xs)}\t{max(xs)}\t{cls}")
     if len(lines) == 1:
         return []
     return s.chart("bars", "\n".join(lines) + "\n", base, title, ylabel=ylabel)
@@ -45,12 +46,22 @@ def _bars(s, exp, key, labels, base, title, ylabel):
 def tables(s):
     out = []
     out += _bars(
-        s, "requests", "us_per_request", (("pool-per-request", "other"), ("pool-reused", "correct")),
+        s, "glib", "inproc_ns_op",
+        [(f"{name}, {w} threads", {"impl": impl, "workers": w}, "other" if impl == "glib" else "correct")
+         for w in ("2", "4") for impl, name in (("glib", "GLib"), ("conclab", "lib"))],
+        "pools-glib", "ns per tiny task: GLib GThreadPool and the lib pool (median of the runs; whiskers min-max)",
+        "ns per task (in-process)",
+    )  # fmt: skip
+    out += _bars(
+        s, "requests", "metric:us_per_request",
+        (("pool-per-request", {"variant": "pool-per-request"}, "other"),
+         ("pool-reused", {"variant": "pool-reused"}, "correct")),
         "pools-requests", "us per request: a pool per request, one pool reused (median of the runs; whiskers min-max)",
         "us per request",
     )  # fmt: skip
     out += _bars(
-        s, "first_result", "first_ms", (("as-completed", "correct"), ("map-ordered", "correct")),
+        s, "first_result", "metric:first_ms",
+        (("as-completed", {"variant": "as-completed"}, "correct"), ("map-ordered", {"variant": "map-ordered"}, "correct")),
         "pools-first-result", "ms to the first result of 5 tasks 50 ms apart (median of the runs; whiskers min-max)",
         "ms to the first result",
     )  # fmt: skip
