@@ -8,6 +8,7 @@
 # child process left behind; plain and under ThreadSanitizer (silent everywhere:
 # no variant is tagged racy).
 
+# shellcheck disable=SC2016,SC2154 # $1 for the inner sh; stderr: set by run
 load common
 
 setup() {
