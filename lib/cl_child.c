@@ -1,6 +1,7 @@
 #include "cl_child.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/prctl.h>
@@ -16,6 +17,11 @@ extern char **environ;
 static _Atomic pid_t registry[CL_CHILD_MAX];
 static atomic_flag hooked = ATOMIC_FLAG_INIT;
 static atomic_bool killing; /* cl_child_kill_all has begun: the process is ending */
+/* Spawns between posix_spawn and their registration. cl_child_kill_all waits for
+ * them to register, or a child spawned by another thread while this process ends
+ * would escape it: a spawned program learns of its parent's death only once it
+ * reaches main (cl_child_die_with_parent), which a slow start can delay. */
+static _Atomic int spawning;
 
 static void kill_all(void *arg)
 {
@@ -65,9 +71,15 @@ pid_t cl_child_fork(void)
 int cl_child_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                    char *const argv[])
 {
+    atomic_fetch_add(&spawning, 1);
+    if (atomic_load(&killing)) { /* the process is ending: start nothing more */
+        atomic_fetch_sub(&spawning, 1);
+        return ECANCELED;
+    }
     int rc = posix_spawn(pid, path, fa, NULL, argv, environ);
     if (rc == 0)
         add(*pid);
+    atomic_fetch_sub(&spawning, 1);
     return rc;
 }
 
@@ -116,6 +128,8 @@ bool cl_child_reaped(pid_t pid, int *status)
 size_t cl_child_kill_all(void)
 {
     atomic_store(&killing, true);
+    while (atomic_load(&spawning) > 0) /* a spawn on another thread: let it register */
+        sched_yield();
     size_t n = 0;
     for (size_t i = 0; i < CL_CHILD_MAX; i++) {
         pid_t pid = atomic_exchange(&registry[i], 0);

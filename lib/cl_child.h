@@ -26,7 +26,9 @@
 pid_t cl_child_fork(void);
 
 /* posix_spawn(path, argv) with this environment and file actions fa (or NULL),
- * registered. Returns 0 and the pid, or the error number. The new program
+ * registered. Returns 0 and the pid, or the error number: ECANCELED once the
+ * process has begun to kill its children on the way out. Safe on any thread: a
+ * spawn in flight is registered before cl_child_kill_all looks. The new program
  * should call cl_child_die_with_parent() first. */
 int cl_child_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                    char *const argv[]);

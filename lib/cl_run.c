@@ -146,6 +146,9 @@ static _Noreturn void stop_interrupted(const struct cl_run *run)
             pause();
     int at = atomic_load(&phase);
     uint64_t done = total_progress((void *)run), total = (uint64_t)run->threads * run->iters;
+    /* Keep stdout to the end: the main thread may be printing the result (Ctrl-C
+     * in the output phase), and its next lines and fflush would follow this one. */
+    flockfile(stdout);
     if (run->opts->json) {
         struct cl_json j;
         cl_json_begin(&j, stdout);

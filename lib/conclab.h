@@ -14,6 +14,8 @@
 #include "cl_lockdep.h"
 #include "cl_loop.h"
 #include "cl_mutex.h"
+#include "cl_pool.h"
+#include "cl_procpool.h"
 #include "cl_queue.h"
 #include "cl_run.h"
 #include "cl_sched.h"
