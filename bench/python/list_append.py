@@ -44,7 +44,8 @@ def main():
             "chapter": "race", "variant": "cpython-list-append", "threads": a.threads,
             "params": {"iters": a.iters}, "wall_s": wall, "ops": expected,
             "ns_per_op": wall * 1e9 / expected,
-            "metrics": {"length": len(items), "distinct": kept, "lost": expected - kept},
+            "metrics": {"length": len(items), "distinct": kept, "lost": expected - kept,
+                        "kept_pct": 100.0 * kept / expected},
             "exact": kept == expected == len(items), "verdict": verdict}))
     else:
         print(verdict)
