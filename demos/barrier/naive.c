@@ -149,9 +149,11 @@ void naive_fini(void)
  * the turnstile's value (sem_getvalue takes no lock). */
 void naive_report(int fd, const struct cl_run *run)
 {
-    int inside = 0, tokens = 0;
-    for (int t = 0; t < nb.n; t++)
+    int inside = 0, tokens = 0, gone = 0;
+    for (int t = 0; t < nb.n; t++) {
         inside += atomic_load(&rec[t].arrived) - atomic_load(&rec[t].left);
+        gone += atomic_load(&run->workers[t].finished);
+    }
     CL_SYS(sem_getvalue(&nb.turnstile, &tokens));
     dprintf(fd, "  naive barrier: %d of %d threads arrived, turnstile %d%s\n", inside, nb.n, tokens,
             tokens == 0 ? " (closed)" : "");
@@ -166,10 +168,12 @@ void naive_report(int fd, const struct cl_run *run)
                 dprintf(fd, "  => left behind at barrier %d:", atomic_load(&rec[t].arrived));
             dprintf(fd, "%s T%d", listed > 1 ? "," : "", t + 1);
         }
-    dprintf(fd, "; it opens when all %d have arrived, and", nb.n);
-    for (int t = 0, listed = 0; t < nb.n; t++)
-        if (atomic_load(&run->workers[t].finished))
-            dprintf(fd, "%s T%d", listed++ ? "," : "", t + 1);
-    dprintf(fd, " finished, never to arrive again");
+    if (gone > 0) {
+        dprintf(fd, "; it opens when all %d have arrived, and", nb.n);
+        for (int t = 0, listed = 0; t < nb.n; t++)
+            if (atomic_load(&run->workers[t].finished))
+                dprintf(fd, "%s T%d", listed++ ? "," : "", t + 1);
+        dprintf(fd, " finished, never to arrive again");
+    }
     dprintf(fd, "\n");
 }
