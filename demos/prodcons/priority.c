@@ -221,7 +221,8 @@ static double age_ms(int level, int pct)
         if (id / (uint64_t)nprod < made[id % (uint64_t)nprod].n && level_of(id) == level)
             ages[n++] = age_ns[id];
     cl_sort_ns(ages, n);
-    double ms = n > 0 ? (double)ages[n * (size_t)pct / 100] / 1e6 : -1;
+    size_t at = n * (size_t)pct / 100; /* the index of the percentile, as prodcons.c's */
+    double ms = n > 0 ? (double)ages[at] / 1e6 : -1;
     free(ages);
     return ms;
 }
