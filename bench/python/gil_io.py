@@ -37,9 +37,10 @@ def main():
     wall = time.perf_counter() - t0
     ops = sum(done)
     blocked = ops * a.io_us / 1e6
-    verdict = ("CPython %d.%d.%d, %d threads x %d blocking calls of %g ms: %.2f s of waiting "
+    verdict = ("CPython %d.%d.%d, %d threads x %d blocking call%s of %g ms: %.2f s of waiting "
                "done in %.3f s (%.0fx overlap)" % (*sys.version_info[:3], a.threads, a.iters,
-                                                  a.io_us / 1000, blocked, wall, blocked / wall))
+                                                  "" if a.iters == 1 else "s", a.io_us / 1000,
+                                                  blocked, wall, blocked / wall))
     if a.json:
         print(json.dumps({
             "chapter": "gil", "variant": "cpython-io", "threads": a.threads,

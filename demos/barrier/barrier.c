@@ -571,8 +571,10 @@ static void report(int fd, const struct cl_run *run)
 static const struct cl_chapter barrier = {
     .name = "barrier",
     .summary = "barriers: a stencil computed in phases",
-    .look_for = "every correct variant must equal the sequential grid bit for bit; watch "
-                "none and in-place differ, broken end cleanly, and the idle time at the barrier",
+    .look_for = "every correct variant must equal the sequential grid bit for bit (an "
+                "operation is one cell update; with --phase-work 0, one barrier episode); "
+                "watch none and in-place differ, broken end cleanly, and the idle time at "
+                "the barrier",
     .variants = variants,
     .nvariants = sizeof variants / sizeof variants[0],
     .params = params,

@@ -470,7 +470,8 @@ static const struct cl_chapter deadlock = {
     .name = "deadlock",
     .summary = "deadlock: threads that wait for each other, and the cures",
     .look_for = "threads that wait for each other never finish: the watchdog names the "
-                "wait-for cycle; each cure breaks one of the four conditions, at a cost",
+                "wait-for cycle; each cure breaks one of the four conditions, at a cost (an "
+                "operation is one transfer, one meal, or one lock and relock)",
     .variants = variants,
     .nvariants = sizeof variants / sizeof variants[0],
     .params = params,

@@ -341,8 +341,9 @@ static void report(int fd, const struct cl_run *run)
 static const struct cl_chapter prodcons_chapter = {
     .name = "prodcons",
     .summary = "producer-consumer: bounded buffers, shutdown and backpressure",
-    .look_for = "every item must be consumed exactly once; watch items/s per queue design, "
-                "CPU against wall time, and memory with and without a bound",
+    .look_for = "every item must be consumed exactly once (an operation is one item, "
+                "whatever the threads); watch items/s per queue design, CPU against wall "
+                "time, and memory with and without a bound",
     .variants = variants,
     .nvariants = sizeof variants / sizeof variants[0],
     .params = params,
