@@ -41,7 +41,10 @@ struct cl_variant {
     int threads;
     uint64_t iters;     /* default operations per thread */
     uint64_t max_iters; /* cap on --iters, 0 for none */
-    const void *data;   /* the chapter's own per-variant data, beyond its kind */
+    /* Default --timeout for this variant, 0 for the chapter's: a hang that
+     * shows itself at once, in a chapter whose other runs may be slow. */
+    double timeout_s;
+    const void *data; /* the chapter's own per-variant data, beyond its kind */
 };
 
 /* A chapter's own flag, such as --window-us: declared once, here. */

@@ -330,6 +330,7 @@ int cl_parse(const struct cl_chapter *ch, int argc, char **argv, struct cl_opts 
             break;
         case OPT_TIMEOUT:
             rc = parse_timeout(prog, optarg, &o->timeout_s, err, errlen);
+            o->timeout_given = true;
             break;
         case OPT_JSON:
             o->json = true;
@@ -402,6 +403,12 @@ const char *cl_tags_str(unsigned tags, char *buf, size_t len)
 
 void cl_usage(const struct cl_chapter *ch, FILE *out)
 {
+    char timeouts[256];
+    size_t used = (size_t)snprintf(timeouts, sizeof timeouts, "%g", ch->timeout_s);
+    for (size_t i = 0; i < ch->nvariants && used < sizeof timeouts; i++)
+        if (ch->variants[i].timeout_s > 0)
+            used += (size_t)snprintf(timeouts + used, sizeof timeouts - used, "; %s: %g",
+                                     ch->variants[i].name, ch->variants[i].timeout_s);
     fprintf(out,
             "Usage: conclab-%s [OPTION]...\n"
             "%s\n"
@@ -411,7 +418,7 @@ void cl_usage(const struct cl_chapter *ch, FILE *out)
             "  --iters N           operations per thread (1 to %llu; default: per variant)\n"
             "  --seed N            random seed (default: 1)\n"
             "  --timeout SEC       watchdog: exit 3 after SEC seconds with no progress "
-            "(default: %g)\n"
+            "(default: %s)\n"
             "  --json              one JSON object per variant run (JSON Lines)\n"
             "  --trace FILE        per-thread intervals: FILE.csv for gnuplot, FILE.json for "
             "Perfetto\n"
@@ -419,7 +426,7 @@ void cl_usage(const struct cl_chapter *ch, FILE *out)
             "  --list              list the variants: name, tags, description\n"
             "  --help              this text\n"
             "  --version           the program's name and version\n",
-            ch->name, ch->summary, ch->look_for, cl_max_threads(ch), CL_MAX_ITERS, ch->timeout_s);
+            ch->name, ch->summary, ch->look_for, cl_max_threads(ch), CL_MAX_ITERS, timeouts);
     for (size_t i = 0; i < ch->nparams; i++) {
         const struct cl_param *p = &ch->params[i];
         char allowed[512], num[32];

@@ -19,8 +19,9 @@ struct cl_opts {
     int threads;                      /* 0: the variant's default */
     uint64_t iters;                   /* 0: the variant's default */
     uint64_t seed;
-    double timeout_s;
-    const char *trace; /* NULL, or a path ending in .csv or .json */
+    double timeout_s;   /* --timeout, or the chapter's */
+    bool timeout_given; /* --timeout was on the command line */
+    const char *trace;  /* NULL, or a path ending in .csv or .json */
     bool json, quiet, list, help, version;
     long long param[CL_MAX_PARAMS]; /* the chapter's own flags, in its order */
     unsigned param_given;           /* bit i: flag i was on the command line */

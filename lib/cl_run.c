@@ -407,6 +407,7 @@ static int resolve(struct cl_run *run, bool *capped, char *err, size_t errlen)
     }
     run->threads = opts->threads ? opts->threads : v->threads > 0 ? v->threads : 1;
     run->iters = opts->iters ? opts->iters : v->iters;
+    run->timeout_s = v->timeout_s > 0 && !opts->timeout_given ? v->timeout_s : opts->timeout_s;
     *capped = v->max_iters != 0 && run->iters > v->max_iters;
     if (*capped)
         run->iters = v->max_iters;
@@ -556,7 +557,7 @@ static void print_json(const struct cl_run *run, const struct cl_result *res, in
     cl_json_object(&j, "params");
     cl_json_int(&j, "iters", (long long)run->iters);
     cl_json_uint(&j, "seed", run->opts->seed);
-    cl_json_real(&j, "timeout_s", run->opts->timeout_s);
+    cl_json_real(&j, "timeout_s", run->timeout_s);
     for (size_t i = 0; i < run->chapter->nparams; i++) {
         const struct cl_param *p = &run->chapter->params[i];
         /* JSON keys with underscores, so jq can say .params.window_us */
@@ -662,7 +663,7 @@ static int run_variant(const struct cl_chapter *ch, const struct cl_opts *opts,
     catch_sigint();
     fflush(stdout);
     struct cl_watchdog wd;
-    cl_watchdog_start(&wd, &(struct cl_watchdog_cfg){.timeout_s = opts->timeout_s,
+    cl_watchdog_start(&wd, &(struct cl_watchdog_cfg){.timeout_s = run.timeout_s,
                                                      .progress = total_progress,
                                                      .report = report_threads,
                                                      .nroles = run.nroles,

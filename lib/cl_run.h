@@ -43,8 +43,9 @@ struct cl_run {
     struct cl_worker *workers;
     const struct cl_role *roles[CL_MAX_ROLES]; /* distinct roles of the workers */
     int nroles;
-    bool pinned;   /* one CPU per thread (when threads <= CPUs) */
-    double wall_s; /* from the open gate to the last join (.run: its whole call) */
+    double timeout_s; /* the watchdog's: --timeout, else the variant's, else the chapter's */
+    bool pinned;      /* one CPU per thread (when threads <= CPUs) */
+    double wall_s;    /* from the open gate to the last join (.run: its whole call) */
     /* --trace, for the watchdog: a hang writes what is traced so far. */
     struct cl_trace *trace;
     FILE *trace_file;

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conclab.h"
+#include "barrier.h"
 
 enum { SIZE, STEPS, EPS, IMBALANCE, PHASE_WORK, VERIFY }; /* the chapter's own flags, in order */
 
@@ -242,6 +242,11 @@ static void stencil_broken(struct cl_worker *w)
 }
 /* [end broken] */
 
+static void stencil_naive(struct cl_worker *w)
+{
+    phases(w, naive_wait); /* naive.c: a turnstile reused across phases */
+}
+
 /* [snippet imbalanced] */
 static void stencil_imbalanced(struct cl_worker *w)
 {
@@ -291,7 +296,7 @@ static void stencil_serial_action(struct cl_worker *w)
 
 /* Which variant this is, for prepare and check; the first four can also time
  * empty phases (--phase-work 0). */
-enum kind { SEQ, PTHREAD, CONDVAR, SPIN, NONE, IN_PLACE, BROKEN, IMBALANCED, SERIAL_ACTION };
+enum kind { SEQ, PTHREAD, CONDVAR, SPIN, NONE, IN_PLACE, BROKEN, IMBALANCED, SERIAL_ACTION, NAIVE };
 
 /* Default steps: the timed variants run about 0.5 s sequentially; the others
  * show their lesson in fewer, so a plain `barrier` stays within a few seconds. */
@@ -317,13 +322,16 @@ static const struct cl_variant variants[] = {
      .kind = IMBALANCED, .worker = stencil_imbalanced, .threads = 2, .iters = STEPS_SHORT},
     {"serial-action", CL_CORRECT, "the barrier's action checks convergence and stops at --eps",
      .kind = SERIAL_ACTION, .worker = stencil_serial_action, .threads = 2, .iters = STEPS_TIMED},
+    {"naive-reuse", CL_HANGS, "one turnstile reused across phases: a thread laps, others stranded",
+     .kind = NAIVE, .worker = stencil_naive, .threads = 2, .iters = NAIVE_STEPS, .timeout_s = 2},
 };
 
 static const struct cl_param params[] = {
     [SIZE] = {"size", "grid rows and columns (the border excluded)", .def = 800, .min = 1,
               .max = 4096},
     [STEPS] = {"steps", "phases (time steps)", .min = 1, .max = 10000000,
-               .unset = "per variant: 500, or 100 for none, in-place, broken, imbalanced"},
+               .unset = "per variant: 500, or 100 for none, in-place, broken, imbalanced; "
+                        "naive-reuse always 3"},
     [EPS] = {"eps",
              "serial-action: stop once no cell changes by this many thousandths of a "
              "degree",
@@ -339,7 +347,7 @@ static const struct cl_param params[] = {
 static int prepare(struct cl_run *run, char *err, size_t errlen)
 {
     enum kind kind = run->variant->kind;
-    if (!cl_param_given(run, STEPS))
+    if (!cl_param_given(run, STEPS) || kind == NAIVE) /* naive-reuse: 3, where it surely hangs */
         run->param[STEPS] = (long long)run->variant->iters;
     n = (int)cl_param(run, SIZE);
     steps = cl_param(run, STEPS);
@@ -364,6 +372,10 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
                  run->threads, n, n, n);
         return 1;
     }
+    if (kind == NAIVE && run->threads < 2) {
+        snprintf(err, errlen, "barrier: --threads: naive-reuse needs at least 2 threads to lap");
+        return 1;
+    }
     if (kind == SEQ)
         run->threads = 1;
     run->iters = (uint64_t)steps; /* progress, for the watchdog: phases done */
@@ -386,6 +398,8 @@ static void setup(const struct cl_run *run)
     spin.parties = run->threads;
     conv.done = 0;
     conv.stop = false;
+    if (run->variant->kind == NAIVE)
+        naive_init(run->threads);
 }
 
 /* The sequential reference: `steps` steps, or (until) the convergence check. */
@@ -538,12 +552,20 @@ static void check(const struct cl_run *run, struct cl_result *res)
 
 static void teardown(const struct cl_run *run)
 {
-    (void)run;
     free(grid[0]);
     free(grid[1]);
     free(per);
     CL_PT(pthread_barrier_destroy(&pt_barrier));
     cl_barrier_destroy(&lib_barrier);
+    if (run->variant->kind == NAIVE)
+        naive_fini();
+}
+
+/* The watchdog's view of a hang: only naive-reuse has one to explain. */
+static void report(int fd, const struct cl_run *run)
+{
+    if (run->variant->kind == NAIVE)
+        naive_report(fd, run);
 }
 
 static const struct cl_chapter barrier = {
@@ -562,6 +584,7 @@ static const struct cl_chapter barrier = {
     .prepare = prepare,
     .setup = setup,
     .check = check,
+    .report = report,
     .teardown = teardown,
 };
 

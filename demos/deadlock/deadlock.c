@@ -364,6 +364,38 @@ static void lockdep_abba(struct cl_worker *w)
 }
 /* [end lockdep] */
 
+/* --- a lock leaked on an error path ----------------------------------------- */
+
+/* [snippet leaked-lock] */
+/* Withdraw from the one account, under L; -1 when it lacks the money. */
+static int withdraw(struct cl_worker *w, int64_t amount)
+{
+    take(w, &ledger, "waits for L");
+    if (ledger_balance < amount)
+        return -1; /* the error path returns early, and L stays locked */
+    ledger_balance -= amount;
+    drop(&ledger);
+    return 0;
+}
+
+static void withdraw_leaky(struct cl_worker *w)
+{
+    if (w->id > 0) /* the others come to the account after T1's first withdrawal */
+        CL_SYS_RETRY(sem_wait(&handoff));
+    int64_t amount = w->id == 0 ? OPENING + 1 : 1; /* T1 asks for more than there is */
+    for (uint64_t i = 0; i < w->iters; i++) {
+        int refused = withdraw(w, amount);
+        if (i == 0 && w->id == 0)
+            for (int t = 1; t < w->run->threads; t++)
+                CL_SYS(sem_post(&handoff));
+        if (refused)
+            break; /* T1 gives up, and its thread exits: nobody will unlock L now */
+        cl_span_close(w, CL_SPAN_HOLD);
+        cl_tick(w);
+    }
+}
+/* [end leaked-lock] */
+
 /* --- the declaration ------------------------------------------------------- */
 
 static const struct how two_lock = {.hold_us = 100, .two_lock = true}, bank_how = {0},
@@ -415,6 +447,8 @@ static const struct cl_variant variants[] = {
     {"lockdep", CL_LOCK_ORDER, "AB/BA that never overlaps: the lock-order checker names it",
      .kind = LOCKDEP, .worker = lockdep_abba, .threads = 2, .iters = 1000, .max_iters = 1000000,
      .data = &bank_how},
+    {"leaked-lock", CL_HANGS, "T1 returns on an error path still holding L, and exits",
+     .kind = LEAKED, .worker = withdraw_leaky, .threads = 2, .iters = 1000, .data = &bank_how},
 };
 
 static const struct cl_param params[] = {

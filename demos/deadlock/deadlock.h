@@ -14,7 +14,7 @@
 enum { ACCOUNTS, PHILOSOPHERS, HOLD_US, DURATION, WORK_NS }; /* the chapter's own flags */
 
 /* Which family a variant belongs to: how it is set up and judged. */
-enum kind { BANK, BANK_TRYLOCK, BANK_LIVELOCK, BANK_TIMED, PHILO, ONE_LOCK, LOCKDEP };
+enum kind { BANK, BANK_TRYLOCK, BANK_LIVELOCK, BANK_TIMED, PHILO, ONE_LOCK, LOCKDEP, LEAKED };
 
 #define OPENING          1000       /* each account's opening balance */
 #define TIMED_WAIT_NS    1000000ull /* timed: give up on the second lock after 1 ms */
@@ -50,7 +50,9 @@ extern int nforks;
 extern sem_t seats;              /* philosophers-waiter: N-1 seats at the table */
 extern struct cl_mutex relocked; /* self, errorcheck, recursive */
 extern struct cl_mutex la, lb;   /* lockdep's A and B */
-extern sem_t handoff;            /* lockdep: the second order starts after the first ends */
+extern sem_t handoff;            /* lockdep, leaked-lock: the others start after T1 */
+extern struct cl_mutex ledger;   /* leaked-lock: L, over ledger_balance */
+extern int64_t ledger_balance;   /* leaked-lock's one account */
 extern uint64_t shared_count;    /* errorcheck, recursive, lockdep: under the lock */
 extern pthread_barrier_t phase;  /* trylock-livelock: between its two phases */
 extern struct tally *tallies;

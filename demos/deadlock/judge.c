@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@ sem_t seats;
 struct cl_mutex relocked;
 struct cl_mutex la, lb;
 sem_t handoff;
+struct cl_mutex ledger;
+int64_t ledger_balance;
 uint64_t shared_count;
 pthread_barrier_t phase;
 struct tally *tallies;
@@ -52,6 +55,13 @@ int prepare(struct cl_run *run, char *err, size_t errlen)
             return 1;
         }
         run->threads = n;
+    }
+    if (kind == LEAKED && run->threads < 2) {
+        snprintf(err, errlen,
+                 "deadlock: --threads: leaked-lock needs at least 2 threads, one to leak "
+                 "the lock and one to wait for it (2 to %d)",
+                 cl_max_threads(run->chapter));
+        return 1;
     }
     if ((run->variant->tags & CL_HANGS) && kind != ONE_LOCK && run->threads < 2) {
         snprintf(err, errlen, "deadlock: --threads: %s needs at least 2 threads for a cycle", v);
@@ -132,14 +142,28 @@ void setup(const struct cl_run *run)
         add_lock(&lb);
         CL_SYS(sem_init(&handoff, 0, 0));
         break;
+    case LEAKED:
+        cl_mutex_init(&ledger, "L", PTHREAD_MUTEX_DEFAULT);
+        ledger_balance = OPENING;
+        add_lock(&ledger);
+        CL_SYS(sem_init(&handoff, 0, 0));
+        break;
     }
 }
 
-/* The watchdog's chapter report: who holds and who waits for each lock, and the
- * wait-for cycle. Runs while the workers are stuck: reads atomics only. */
+/* The watchdog's chapter report: who holds and who waits for each lock, the
+ * wait-for cycle, and any lock whose holder has exited. Runs while the workers
+ * are stuck: reads atomics only. */
 void report(int fd, const struct cl_run *run)
 {
     cl_mutex_report(fd, run->threads, all_locks, nall);
+    for (size_t i = 0; i < nall; i++) {
+        int holder = cl_mutex_holder(all_locks[i]);
+        if (holder >= 0 && holder < run->threads &&
+            atomic_load_explicit(&run->workers[holder].finished, memory_order_acquire))
+            dprintf(fd, "  lock %s held by T%d, which has exited: nobody can unlock it now\n",
+                    all_locks[i]->name, holder + 1);
+    }
 }
 
 /* --- per-acquisition costs, timed in the main thread after the run --------- */
@@ -365,8 +389,9 @@ void check(const struct cl_run *run, struct cl_result *res)
         check_philo(run, res, &s);
     else if (run->variant->kind == ONE_LOCK)
         check_one_lock(run, res, &s);
-    else
+    else if (run->variant->kind == LOCKDEP)
         check_lockdep(run, res);
+    /* leaked-lock never gets here: it hangs */
 }
 
 void teardown(const struct cl_run *run)
@@ -383,6 +408,8 @@ void teardown(const struct cl_run *run)
         CL_SYS(sem_destroy(&seats));
     } else if (run->variant->kind == ONE_LOCK) {
         cl_mutex_destroy(&relocked);
+    } else if (run->variant->kind == LEAKED) {
+        CL_SYS(sem_destroy(&handoff)); /* not L: destroying a locked mutex is undefined */
     } else {
         cl_mutex_destroy(&la);
         cl_mutex_destroy(&lb);

@@ -3,11 +3,13 @@
  *
  * The first --producers threads produce ids 0 .. items-1 between them, the rest
  * consume. Every variant is a queue design: a put and a get (and a close). The
- * producer and consumer loops below are the same for all of them, and so is the
- * check: every id must be consumed exactly once. The last producer to finish
- * stops the consumers the --shutdown way: close the queue, one poison pill per
- * consumer, or one pill that each consumer passes along. The designs are in
- * queues.c and backpressure.c, the memory sampler in sampler.c. */
+ * producer and consumer loops below are the same for all of them (priority's
+ * producers, which stop at --duration, have a loop of their own), and so is the
+ * check: every id made must be consumed exactly once. The last producer to
+ * finish stops the consumers the --shutdown way: close the queue, one poison
+ * pill per consumer, or one pill that each consumer passes along. The designs
+ * are in queues.c, backpressure.c and priority.c, the memory sampler in
+ * sampler.c. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -17,17 +19,15 @@
 
 #include "prodcons.h"
 
-enum { PRODUCERS, CONSUMERS, CAPACITY, ITEMS, CONSUME_US, PRODUCE_US, SHUTDOWN }; /* flags */
-enum { SHUT_CLOSE, SHUT_PILLS, SHUT_PASS_ALONG };                                 /* --shutdown */
-enum kind { QUEUE, BACKPRESSURE }; /* moving small items fast, or memory under load */
-
-#define PILL UINT64_MAX /* the poison pill: an id no producer makes */
+enum { SHUT_CLOSE, SHUT_PILLS, SHUT_PASS_ALONG }; /* --shutdown */
+enum kind { QUEUE, BACKPRESSURE, PRIORITY }; /* small items fast, memory under load, or order */
 
 /* Run-wide settings, fixed by setup before the threads start. */
 int nprod, ncons;
 size_t capacity;
+uint64_t nitems;
 static int shutdown_mode;
-static uint64_t nitems, consume_ns, produce_ns;
+static uint64_t consume_ns, produce_ns;
 
 /* The check: how many times each id was consumed, and item latencies for a
  * sample of ids (one in LAT_EVERY, so the clock costs nothing measurable). */
@@ -115,6 +115,23 @@ static void consume(struct cl_worker *w, const struct design *d)
 }
 /* [end consumer] */
 
+void stamp_put(uint64_t id)
+{
+    if (id % LAT_EVERY == 0)
+        atomic_store_explicit(&put_at[id / LAT_EVERY], cl_now_ns(), memory_order_relaxed);
+}
+
+void producer_finished(struct cl_worker *w)
+{
+    if (atomic_fetch_sub(&producers_left, 1) == 1)
+        shut_down(w, design_of(w->run));
+}
+
+void consume_items(struct cl_worker *w)
+{
+    consume(w, design_of(w->run));
+}
+
 static void prodcons(struct cl_worker *w)
 {
     const struct design *d = design_of(w->run);
@@ -147,6 +164,8 @@ static const struct cl_variant variants[] = {
      .kind = BACKPRESSURE, .worker = prodcons, .data = &bounded_design},
     {"watermarks", CL_CORRECT, "pause the producer at 80% full, resume at 30%: hysteresis",
      .kind = BACKPRESSURE, .worker = prodcons, .data = &watermarks_design},
+    {"priority", CL_CORRECT, "a heap, lowest number first; producers outrun it for --duration",
+     .kind = PRIORITY, .worker = prioritised, .data = &priority_design},
 };
 
 static const char *const shutdown_names[] = {"close", "pill-per-consumer", "pass-along", NULL};
@@ -157,13 +176,16 @@ static const struct cl_param params[] = {
     [CAPACITY] = {"capacity", "buffer slots (items)", .min = 1, .max = 65536,
                   .unset = "per variant"},
     [ITEMS] = {"items", "items to produce, in total", .min = 1, .max = 100000000,
-               .unset = "per variant; queue designs: 200,000, or 1,000 per slot if fewer"},
+               .unset = "per variant; queue designs: 200,000, or 1,000 per slot if fewer; "
+                        "priority: 1,000,000 at most, as many as --duration allows"},
     [CONSUME_US] = {"consume-us", "busy time to process one item, in microseconds", .max = 100000,
                     .unset = "per variant"},
     [PRODUCE_US] = {"produce-us", "busy time to make one item, in microseconds", .max = 100000,
                     .unset = "per variant"},
     [SHUTDOWN] = {"shutdown", "how the consumers are stopped", .def = SHUT_CLOSE,
                   .choices = shutdown_names},
+    [DURATION] = {"duration", "priority: the producers stop after this many ms", .def = 500,
+                  .min = 1, .max = 60000},
 };
 
 /* ------------------------------------------------------------- the hooks */
@@ -249,19 +271,26 @@ static void check(const struct cl_run *run, struct cl_result *res)
     CL_SYS(getrusage(RUSAGE_SELF, &now));
     if (sampler_running())
         sampler_stop();
-    uint64_t lost = 0, dup = 0, bad = atomic_load(&stray);
+    uint64_t lost = 0, dup = 0, bad = atomic_load(&stray), made = 0;
+    size_t nlat = 0;
     for (uint64_t i = 0; i < nitems; i++) {
         uint8_t n = atomic_load_explicit(&seen[i], memory_order_relaxed);
+        if (d->made != NULL && i / (uint64_t)nprod >= d->made((int)(i % (uint64_t)nprod))) {
+            bad += n; /* never made, yet consumed */
+            continue;
+        }
+        made++;
         lost += n == 0;
         dup += n > 1 ? (uint64_t)n - 1 : 0;
+        if (i % LAT_EVERY == 0) /* the sampled ids that were made */
+            latency_ns[nlat++] = latency_ns[i / LAT_EVERY];
     }
-    size_t nlat = (size_t)((nitems + LAT_EVERY - 1) / LAT_EVERY);
     cl_sort_ns(latency_ns, nlat);
     double cpu = cpu_seconds(&now) - cpu_seconds(&usage_at_start);
-    double per_s = (double)nitems / run->wall_s;
+    double per_s = (double)made / run->wall_s;
 
     res->exact = lost == 0 && dup == 0 && bad == 0;
-    res->ops = nitems;
+    res->ops = made;
     cl_metric_real(res, "items_per_s", per_s);
     cl_metric_int(res, "lost", (long long)lost);
     uint64_t doubled = dup + bad;
@@ -272,8 +301,6 @@ static void check(const struct cl_run *run, struct cl_result *res)
     cl_metric_real(res, "cpu_s", cpu);
     cl_metric_real(res, "cpu_per_wall", cpu / run->wall_s);
     cl_metric_int(res, "peak_rss_kib", peak_rss_kib());
-    if (d->metrics != NULL)
-        d->metrics(res);
     if (d->fill != NULL && consume_ns > 0) {
         cl_metric_int(res, "rss_growth_kib", sampler_rss_growth_kib());
         if (run->opts->trace != NULL)
@@ -283,12 +310,14 @@ static void check(const struct cl_run *run, struct cl_result *res)
     char a[32];
     if (res->exact) {
         cl_verdict(res, "all %s items consumed exactly once, %.3g items/s, CPU %.2f s for %.2f s",
-                   cl_fmt_count(nitems, a), per_s, cpu, run->wall_s);
+                   cl_fmt_count(made, a), per_s, cpu, run->wall_s);
     } else {
         char b[32], c[32];
         cl_verdict(res, "WRONG: %s of %s items lost, %s duplicated or stray", cl_fmt_count(lost, a),
-                   cl_fmt_count(nitems, b), cl_fmt_count(doubled, c));
+                   cl_fmt_count(made, b), cl_fmt_count(doubled, c));
     }
+    if (d->metrics != NULL)
+        d->metrics(res);
 }
 
 static void teardown(const struct cl_run *run)

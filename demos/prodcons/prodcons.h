@@ -9,9 +9,23 @@
 
 #include "conclab.h"
 
+enum {
+    PRODUCERS,
+    CONSUMERS,
+    CAPACITY,
+    ITEMS,
+    CONSUME_US,
+    PRODUCE_US,
+    SHUTDOWN,
+    DURATION
+}; /* flags */
+
+#define PILL UINT64_MAX /* the poison pill: an id no producer makes */
+
 /* Run-wide settings, fixed by setup before the threads start. */
 extern int nprod, ncons;
 extern size_t capacity;
+extern uint64_t nitems; /* --items: the ids 0 .. nitems-1, shared out among the producers */
 
 /* A queue design: how to put, get and close, and its default flags. get
  * returns false once the queue is closed and drained. */
@@ -24,7 +38,12 @@ struct design {
     void (*fini)(void);
     void (*report)(int fd, const struct cl_run *run); /* for the watchdog: atomics only */
     size_t (*fill)(void); /* items in the buffer now, for the sampler (lock-free) */
-    void (*metrics)(struct cl_result *res); /* what this design counts of its own */
+    /* what this design counts of its own; called after the common verdict, which
+     * it may amend */
+    void (*metrics)(struct cl_result *res);
+    /* for producers that stop early (priority): the ids producer p made, the
+     * first of its share; NULL: every id was made */
+    uint64_t (*made)(int producer);
     /* default flags: the variant's sizes, stated here only */
     int producers, consumers;
     size_t capacity;
@@ -36,7 +55,17 @@ struct design {
 /* The designs, in queues.c (moving many small items fast) and backpressure.c
  * (a fast producer against a slow consumer, with and without a bound). */
 extern const struct design condvar_design, one_cond_design, semaphore_design, polling_design,
-    ring_design, pipe_design, unbounded_design, bounded_design, watermarks_design;
+    ring_design, pipe_design, unbounded_design, bounded_design, watermarks_design, priority_design;
+
+/* The priority design's worker (priority.c): its producers stop at --duration. */
+void prioritised(struct cl_worker *w);
+
+/* The shared loops' pieces, for a design with a producer of its own (prodcons.c):
+ * note when a sampled id is put; stop the consumers once the last producer is
+ * done; run the common consumer. */
+void stamp_put(uint64_t id);
+void producer_finished(struct cl_worker *w);
+void consume_items(struct cl_worker *w);
 
 /* lib's bounded queue (queues.c): the condvar design, and the backpressure
  * designs' bound; shut_down joins it. */

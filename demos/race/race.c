@@ -1,21 +1,47 @@
 /* race: lost updates, and the ways to stop losing them.
  *
  * Every variant is one thread's whole job: `iters` increments of a shared count
- * (or withdrawals from a shared account). lib/ starts the threads together,
- * times them, and calls check() once they are joined. cl_tick() only counts
- * progress for the watchdog. In the race-free loops, cl_compiler_barrier() keeps
- * -O2 from folding the loop into a single add, so each iteration really stores. */
+ * (or withdrawals from a shared account, or pushes onto a shared vector). lib/
+ * starts the threads together, times them, and calls check() once they are
+ * joined. cl_tick() only counts progress for the watchdog. In the race-free
+ * loops, cl_compiler_barrier() keeps -O2 from folding the loop into a single add,
+ * so each iteration really stores. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "conclab.h"
 
-enum { WINDOW_US }; /* index of the chapter's own flag */
+enum { WINDOW_US, THRESHOLD, RESERVE }; /* the chapter's own flags */
 
-/* Where each variant's result is: which counter to read, or the bank account. */
-enum kind { RACY_COUNT, LOCKED_COUNT, ATOMIC_COUNT, SHARDED_COUNT, PACKED_COUNT, BANK };
+/* Where each variant's result is: which counter to read, the bank account, or
+ * the shared vector. */
+enum kind {
+    RACY_COUNT,
+    LOCKED_COUNT,
+    ATOMIC_COUNT,
+    SHARDED_COUNT,
+    PACKED_COUNT,
+    SLOPPY_COUNT,
+    BANK,
+    VECTOR
+};
+
+/* An AddressSanitizer build may let vector-append reallocate under its writers:
+ * ASan stops the program at the first write to freed memory and says where. */
+#ifdef __SANITIZE_ADDRESS__
+#define UNDER_ASAN true
+#else
+#define UNDER_ASAN false
+#endif
+
+#define MAX_VECTOR_ITEMS  100000000ull /* vector-append keeps every item: 800 MB at most */
+#define TSAN_VECTOR_ITERS 50000        /* vector-append's pushes per thread under TSan */
 
 /* [snippet state] */
 /* volatile makes every access a real load or store, as in unoptimised code, so
@@ -148,6 +174,35 @@ static uint64_t read_packed(int threads)
     return sum;
 }
 
+/* [snippet sloppy] */
+static uint64_t global_count; /* only touched under global_lock */
+static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t flushes; /* trips to the global, for the check */
+
+static void flush(uint64_t n)
+{
+    CL_PT(pthread_mutex_lock(&global_lock));
+    global_count += n;
+    flushes++;
+    CL_PT(pthread_mutex_unlock(&global_lock));
+}
+
+static void inc_sloppy(struct cl_worker *w)
+{
+    uint64_t threshold = (uint64_t)cl_param(w->run, THRESHOLD);
+    uint64_t local = 0; /* this thread's increments not yet in the global */
+    for (uint64_t i = 0; i < w->iters; i++) {
+        if (++local == threshold) { /* every S increments, one trip to the shared lock */
+            flush(local);
+            local = 0;
+        }
+        cl_tick(w);
+    }
+    if (local > 0)
+        flush(local); /* the remainder: once every thread has, the global is exact */
+}
+/* [end sloppy] */
+
 /* [snippet check-then-act] */
 static void withdraw_unlocked(struct cl_worker *w)
 {
@@ -180,6 +235,92 @@ static void withdraw_locked(struct cl_worker *w)
 }
 /* [end check-then-act-locked] */
 
+/* [snippet vector-append] */
+struct vector {
+    uint64_t *volatile items; /* room for every item, reserved before the run */
+    volatile size_t len;      /* slots in use: the one thing the threads race on */
+    size_t cap;               /* slots allocated */
+    bool grows;               /* --reserve below the items: realloc (ASan builds only) */
+};
+static struct vector vec;
+
+#define EMPTY_SLOT UINT64_MAX /* never written: no item has this tag */
+
+/* Which thread pushed an item, and its number in that thread: unique. */
+static uint64_t tag(int thread, uint64_t i)
+{
+    return (uint64_t)thread << 48 | i;
+}
+
+static void push_growing(struct cl_worker *w);
+
+static void push_back(struct cl_worker *w)
+{
+    if (vec.grows) { /* --reserve below the items: see push_growing */
+        push_growing(w);
+        return;
+    }
+    for (uint64_t i = 0; i < w->iters; i++) {
+        size_t n = vec.len;           /* read the length */
+        vec.items[n] = tag(w->id, i); /* another thread may be writing slot n too */
+        vec.len = n + 1;              /* and may have pushed past n meanwhile: len goes back */
+        cl_tick(w);
+    }
+}
+/* [end vector-append] */
+
+/* [snippet vector-grow] */
+/* Double the array, as a growable vector does when it is full. realloc moves it
+ * and frees the old one, which other threads may still be writing to. */
+static void grow(void)
+{
+    size_t cap = vec.cap > 0 ? 2 * vec.cap : 16;
+    uint64_t *items = realloc(vec.items, cap * sizeof *items);
+    if (items == NULL)
+        cl_die(__FILE__, __LINE__, "realloc", ENOMEM);
+    for (size_t s = vec.cap; s < cap; s++)
+        items[s] = EMPTY_SLOT;
+    vec.items = items;
+    vec.cap = cap;
+}
+
+static _Atomic bool first_slot_taken;
+
+static bool others_finished(const struct cl_worker *w)
+{
+    for (int t = 0; t < w->run->threads; t++)
+        if (t != w->id && !atomic_load(&w->run->workers[t].finished))
+            return false;
+    return true;
+}
+
+/* The same pushes into a vector that grows: a use-after-free, so only an
+ * AddressSanitizer build runs it (prepare). The interleaving that shows it every
+ * time: T1 takes its first slot and is preempted before it fills it, until
+ * another thread has filled the array and grown it; T1's write then lands in the
+ * freed array. (Left to chance, two threads that find the vector full at once
+ * both realloc it, and free the same array twice: the same bug, another report.) */
+static void push_growing(struct cl_worker *w)
+{
+    while (w->id != 0 && !atomic_load(&first_slot_taken))
+        cl_sleep_ns(10000); /* the others start once T1 holds its slot */
+    for (uint64_t i = 0; i < w->iters; i++) {
+        size_t n = vec.len;
+        if (n >= vec.cap) /* full: grow it */
+            grow();
+        uint64_t *slot = &vec.items[n]; /* take slot n */
+        vec.len = n + 1;
+        if (w->id == 0 && i == 0) { /* T1, preempted here until the array moves */
+            atomic_store(&first_slot_taken, true);
+            while (vec.items == slot - n && !others_finished(w))
+                cl_sleep_ns(10000);
+        }
+        *slot = tag(w->id, i); /* fill it: T1 writes to the freed array */
+        cl_tick(w);
+    }
+}
+/* [end vector-grow] */
+
 /* The final count of a counting variant, after the joins. */
 static uint64_t final_count(const struct cl_run *run)
 {
@@ -192,6 +333,8 @@ static uint64_t final_count(const struct cl_run *run)
         return atomic_load(&atomic_counter);
     case SHARDED_COUNT:
         return read_sharded(run->threads);
+    case SLOPPY_COUNT:
+        return global_count;
     default:
         return read_packed(run->threads);
     }
@@ -209,6 +352,8 @@ static const struct cl_variant variants[] = {
      .kind = ATOMIC_COUNT, .worker = inc_split_atomic, .threads = 2, .iters = N_BROKEN},
     {"window", CL_RACY, "read, sleep --window-us, write: the guides' lost update",
      .kind = RACY_COUNT, .worker = inc_window, .threads = 10, .iters = 100, .max_iters = 1000},
+    {"vector-append", CL_RACY, "push onto a shared array with room reserved: items overwritten",
+     .kind = VECTOR, .worker = push_back, .threads = 2, .iters = N},
     {"mutex", CL_CORRECT, "a pthread mutex around the increment", .kind = LOCKED_COUNT,
      .worker = inc_mutex, .threads = 2, .iters = N},
     {"spinlock", CL_CORRECT, "a pthread spinlock around the increment", .kind = LOCKED_COUNT,
@@ -217,6 +362,8 @@ static const struct cl_variant variants[] = {
      .threads = 2, .iters = N},
     {"sharded", CL_CORRECT, "a counter per thread on its own cache line, summed at the end",
      .kind = SHARDED_COUNT, .worker = inc_sharded, .threads = 2, .iters = N},
+    {"sloppy", CL_CORRECT, "OSTEP's approximate counter: a local count, flushed every --threshold",
+     .kind = SLOPPY_COUNT, .worker = inc_sloppy, .threads = 2, .iters = N},
     {"false-sharing", CL_CORRECT, "a counter per thread, all packed into one cache line",
      .kind = PACKED_COUNT, .worker = inc_false_sharing, .threads = 2, .iters = N},
     {"check-then-act", CL_RACY, "if (balance >= 1) balance -= 1, unlocked: overdraws", .kind = BANK,
@@ -230,7 +377,44 @@ static const struct cl_param params[] = {
                    "the window variant's sleep between read and write, in "
                    "microseconds",
                    .def = 100, .min = 1, .max = 100000},
+    [THRESHOLD] = {"threshold", "sloppy: increments a thread counts locally before it flushes",
+                   .def = 1024, .min = 1, .max = 1000000000},
+    [RESERVE] = {"reserve",
+                 "vector-append: slots reserved before the run; fewer than the items grow "
+                 "it with realloc, unlocked (AddressSanitizer builds only)",
+                 .max = (long long)MAX_VECTOR_ITEMS, .unset = "one per item (threads x iters)"},
 };
+
+static int prepare(struct cl_run *run, char *err, size_t errlen)
+{
+    uint64_t items = (uint64_t)run->threads * run->iters;
+    if (run->variant->kind != VECTOR)
+        return 0;
+    if (items > MAX_VECTOR_ITEMS) {
+        snprintf(err, errlen,
+                 "race: --threads x --iters: vector-append keeps every item in memory "
+                 "(allowed: %llu items at most; got %llu)",
+                 MAX_VECTOR_ITEMS, (unsigned long long)items);
+        return 1;
+    }
+    /* TSan compares each racy slot with every one reported before it: at the
+     * default size that takes minutes. Its finding needs only a few. */
+    if (cl_under_tsan() && run->iters > TSAN_VECTOR_ITERS) {
+        run->iters = TSAN_VECTOR_ITERS;
+        items = (uint64_t)run->threads * run->iters;
+    }
+    if (!cl_param_given(run, RESERVE))
+        run->param[RESERVE] = (long long)items;
+    if ((uint64_t)cl_param(run, RESERVE) < items && !UNDER_ASAN) {
+        snprintf(err, errlen,
+                 "race: --reserve: below threads x iters (%llu) the vector reallocates "
+                 "while other threads write to it, a use-after-free; allowed only in an "
+                 "AddressSanitizer build",
+                 (unsigned long long)items);
+        return 1;
+    }
+    return 0;
+}
 
 /* The account starts with half of what all threads together try to withdraw. */
 static int64_t opening_balance(const struct cl_run *run)
@@ -249,6 +433,17 @@ static void setup(const struct cl_run *run)
     packed = cl_xaligned_calloc(64, (size_t)run->threads, sizeof *packed);
     paid_out = cl_xaligned_calloc(_Alignof(struct padded), (size_t)run->threads, sizeof *paid_out);
     balance = opening_balance(run);
+    global_count = 0;
+    flushes = 0;
+    vec = (struct vector){0};
+    atomic_store(&first_slot_taken, false);
+    if (run->variant->kind == VECTOR) {
+        vec.cap = (size_t)cl_param(run, RESERVE);
+        vec.grows = vec.cap < (size_t)run->threads * run->iters;
+        vec.items = vec.cap > 0 ? cl_xcalloc(vec.cap, sizeof(uint64_t)) : NULL;
+        if (vec.cap > 0)
+            memset(vec.items, 0xff, vec.cap * sizeof(uint64_t)); /* every slot EMPTY_SLOT */
+    }
 }
 
 static void check_bank(const struct cl_run *run, struct cl_result *res)
@@ -274,22 +469,74 @@ static void check_bank(const struct cl_run *run, struct cl_result *res)
     }
 }
 
+/* Every slot below the final length must hold a distinct item: those are kept.
+ * The others were overwritten, or lie past a length that went back (stranded). */
+static void check_vector(const struct cl_run *run, struct cl_result *res)
+{
+    uint64_t expected = (uint64_t)run->threads * run->iters, kept = 0, stranded = 0, bad = 0;
+    size_t len = vec.len;
+    uint8_t *seen = cl_xcalloc(expected, 1);
+    for (size_t s = 0; s < vec.cap; s++) {
+        uint64_t t = vec.items[s], thread = t >> 48, i = t & ((1ull << 48) - 1);
+        if (t == EMPTY_SLOT) {
+            bad += s < len; /* a hole inside the vector: never expected */
+            continue;
+        }
+        if (thread >= (uint64_t)run->threads || i >= run->iters ||
+            seen[thread * run->iters + i]++) {
+            bad++; /* not an item, or one item twice */
+            continue;
+        }
+        if (s < len)
+            kept++;
+        else
+            stranded++;
+    }
+    free(seen);
+    uint64_t lost = expected - kept;
+    double pct = 100.0 * (double)lost / (double)expected;
+    char a[32], b[32], c[32], d[32], e[32];
+    res->exact = kept == expected && bad == 0;
+    cl_metric_int(res, "length", (long long)len);
+    cl_metric_int(res, "kept", (long long)kept);
+    cl_metric_int(res, "expected", (long long)expected);
+    cl_metric_int(res, "lost", (long long)lost);
+    cl_metric_real(res, "lost_pct", pct);
+    cl_metric_int(res, "overwritten", (long long)(lost - stranded));
+    cl_metric_int(res, "stranded", (long long)stranded);
+    cl_metric_int(res, "corrupt", (long long)bad);
+    if (res->exact)
+        cl_verdict(res, "exact: all %s items kept", cl_fmt_count(expected, a));
+    else
+        cl_verdict(res, "kept %s of %s items, lost %s (%.1f%%): %s overwritten, %s past the end%s",
+                   cl_fmt_count(kept, a), cl_fmt_count(expected, b), cl_fmt_count(lost, c), pct,
+                   cl_fmt_count(lost - stranded, d), cl_fmt_count(stranded, e),
+                   bad > 0 ? "; and slots that hold no item" : "");
+}
+
 static void check(const struct cl_run *run, struct cl_result *res)
 {
     if (run->variant->kind == BANK)
         check_bank(run, res);
+    else if (run->variant->kind == VECTOR)
+        check_vector(run, res);
     else {
         uint64_t expected = (uint64_t)run->threads * run->iters;
         uint64_t final = final_count(run);
         uint64_t lost = expected > final ? expected - final : 0;
         double pct = 100.0 * (double)lost / (double)expected;
-        char a[32], b[32];
+        char a[32], b[32], c[32];
         res->exact = final == expected;
         cl_metric_int(res, "final", (long long) final);
         cl_metric_int(res, "expected", (long long)expected);
         cl_metric_int(res, "lost", (long long)lost);
         cl_metric_real(res, "lost_pct", pct);
-        if (res->exact)
+        if (run->variant->kind == SLOPPY_COUNT)
+            cl_metric_int(res, "flushes", (long long)flushes);
+        if (res->exact && run->variant->kind == SLOPPY_COUNT)
+            cl_verdict(res, "exact: %s of %s increments counted, in %s trips to the lock",
+                       cl_fmt_count(final, a), cl_fmt_count(expected, b), cl_fmt_count(flushes, c));
+        else if (res->exact)
             cl_verdict(res, "exact: %s of %s increments counted", cl_fmt_count(final, a),
                        cl_fmt_count(expected, b));
         else
@@ -304,6 +551,7 @@ static void teardown(const struct cl_run *run)
     free(shards);
     free(packed);
     free(paid_out);
+    free(vec.items);
     CL_PT(pthread_spin_destroy(&counter_spin));
 }
 
@@ -319,6 +567,7 @@ static const struct cl_chapter race = {
     .nparams = sizeof params / sizeof params[0],
     .timeout_s = 5,
     .pin_threads = true, /* so the racing threads really overlap */
+    .prepare = prepare,
     .setup = setup,
     .check = check,
     .teardown = teardown,

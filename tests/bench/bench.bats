@@ -46,9 +46,9 @@ setup() {
     grep -q '^| variant | tags | median ms' "$Q/REPORT.md"
     grep -q '^## Calibration' "$Q/REPORT.md"
     # the CPU taken by a hypervisor and by other programs, for the run and for each
-    # of the 3 experiments
+    # of the 4 experiments in a quick run
     grep -Eq '^Of all the CPU time during the run, the hypervisor took [0-9]+\.[0-9]% \(steal\) and other programs used [0-9]+\.[0-9]%\.$' "$Q/REPORT.md"
-    [ "$(grep -Ec '^_While this experiment ran: CPU steal [0-9]+\.[0-9]%, other programs [0-9]+\.[0-9]% of the CPU\._$' "$Q/REPORT.md")" -eq 3 ]
+    [ "$(grep -Ec '^_While this experiment ran: CPU steal [0-9]+\.[0-9]%, other programs [0-9]+\.[0-9]% of the CPU\._$' "$Q/REPORT.md")" -eq 4 ]
     grep -q '^\*\*Takeaway\*\* (computed from this run)' "$Q/REPORT.md"
     grep -q '<svg' "$Q/race-variants.svg"
     jq -e '.git_commit and .cpu_model and .nproc >= 1 and .build.buildtype' "$Q/provenance.json"
@@ -64,7 +64,7 @@ setup() {
         ops ns_op ns_op_min ns_op_max ops_per_s inproc_ns_op ratio lost_pct overdrawn tags)exit_codes"
     # every data row has as many fields as the header
     awk -F'\t' 'NR == 1 { n = NF } NF != n { exit 1 }' "$Q/race-variants.tsv"
-    [ "$(tail -n +2 "$Q/race-variants.tsv" | wc -l)" -eq 10 ]
+    [ "$(tail -n +2 "$Q/race-variants.tsv" | wc -l)" -eq 12 ]
     run head -n1 "$Q/race-window.csv"
     assert_output "thread,kind,start_s,end_s"
     jq -e '.checks | length >= 3 and all(has("name") and has("value") and has("result"))' \

@@ -248,6 +248,7 @@ def test_chart_inputs():
     rows = rows_for_tables()
     # two rounds, two runs: no interval, so no error bar (both ends at the value)
     assert data.bars_tsv(rows, "variant", "ns_op").splitlines()[:2] == ["variant\tns_op\tlo\thi\tclass", "mutex\t20000\t20000\t20000\tcorrect"]
+    assert data.bars_tsv(rows, "variant", "metric:lost").splitlines()[2] == "atomic\t2\t2\t2\tcorrect"
     wide = data.lines_tsv(rows, "threads", "variant", "inproc_ns_op").splitlines()
     assert wide == ["threads\tmutex\tatomic\tmutex lo\tatomic lo\tmutex hi\tatomic hi", "2\t20\t6\t20\t6\t20\t6"]
     assert data.wide_tsv("x", ["a", "b"], {("10", "a"): 1.5, ("2", "b"): None}).splitlines() == [

@@ -14,10 +14,11 @@ small() { echo --size 48 --steps 20; }
 
 # --- the declaration -------------------------------------------------------
 
-@test "barrier --list: nine variants; none and in-place are wrong,racy, the rest correct" {
-    assert_list barrier 9
+@test "barrier --list: ten variants; none and in-place wrong,racy, naive-reuse hangs" {
+    assert_list barrier 10
     assert_line --partial $'none\twrong,racy\t'
     assert_line --partial $'in-place\twrong,racy\t'
+    assert_line --partial $'naive-reuse\thangs\t'
     [ "$(variants_tagged barrier correct | wc -l)" -eq 7 ]
     [ "$(variants_tagged barrier racy | tr '\n' ' ')" = "none in-place " ]
 }
@@ -110,11 +111,49 @@ small() { echo --size 48 --steps 20; }
         none | in-place)
             [ "$status" -eq 66 ] || fail "$v: exit $status, expected 66"
             [[ "$stderr" == *"WARNING: ThreadSanitizer: data race"* ]] ;;
+        naive-reuse) # a hang, and no race: the forced order keeps the grid's accesses ordered
+            [ "$status" -eq 3 ] || fail "$v: exit $status, expected 3"
+            [[ "$stderr" != *ThreadSanitizer* ]] || fail "$v: $stderr" ;;
         *)
             [ "$status" -eq 0 ] || fail "$v: exit $status: $stderr"
             [[ "$stderr" != *ThreadSanitizer* ]] || fail "$v: $stderr" ;;
         esac
     done
+}
+
+# --- naive-reuse: the reusable barrier that fails ------------------------------
+
+@test "naive-reuse hangs in every run: T1 laps the others, finishes, and strands them" {
+    for _ in 1 2 3 4 5; do # the order is forced: every run, not once by luck
+        run --separate-stderr "$BARRIER" --variant naive-reuse --timeout 0.3
+        [ "$status" -eq 3 ] || fail "exit $status: $stderr"
+        [[ "$stderr" == *"watchdog: no progress"* ]]
+        [[ "$stderr" == *"T1: 3 of 3 operations done, finished"* ]] || fail "$stderr"
+        [[ "$stderr" == *"T2: 1 of 3 operations done, waits at the turnstile"* ]]
+        [[ "$stderr" == *"naive barrier: 1 of 2 threads arrived, turnstile 0 (closed)"* ]]
+        [[ "$stderr" == *"T1 passed barrier 2 while T2 had not yet passed barrier 1: a lap ahead"* ]]
+        [[ "$stderr" == *"=> left behind at barrier 2: T2; it opens when all 2 have arrived, and T1 finished, never to arrive again"* ]]
+        [[ "$output" != *"=>"* ]] || fail "a verdict, from a run that hangs: $output"
+    done
+    for t in 3 4; do
+        run --separate-stderr "$BARRIER" --variant naive-reuse --threads "$t" --timeout 0.3
+        [ "$status" -eq 3 ] || fail "--threads $t: exit $status"
+        [[ "$stderr" == *"naive barrier: $((t - 1)) of $t threads arrived, turnstile 0 (closed)"* ]] ||
+            fail "$stderr"
+        [[ "$stderr" == *"=> left behind at barrier 2: T2, T3"* ]]
+    done
+}
+
+@test "naive-reuse: its own 2 s timeout, and always 3 phases" {
+    local t0=$(date +%s%N)
+    run --separate-stderr "$BARRIER" --variant naive-reuse --steps 50 # --steps is ignored
+    local ms=$((($(date +%s%N) - t0) / 1000000))
+    [ "$status" -eq 3 ]
+    [[ "$stderr" =~ watchdog:\ no\ progress\ for\ 2\.[0-9]+\ s ]] || fail "$stderr"
+    [[ "$stderr" == *"T1: 3 of 3 operations done, finished"* ]]
+    [ "$ms" -lt 10000 ] || fail "took $ms ms: the chapter's 10 s applied" # 2 s, with margin
+    run "$BARRIER" --help
+    assert_output --partial "(default: 10; naive-reuse: 2)"
 }
 
 # --- broken: released, joined, never hangs -------------------------------------
@@ -182,8 +221,8 @@ small() { echo --size 48 --steps 20; }
     under_tsan && args=(--size 48) # the defaults take a minute under TSan
     run "$BARRIER" "${args[@]}"
     assert_success # under TSan too: the reports are the children's, as declared
-    assert_output --partial "all 9 variants behaved as declared"
-    for v in $("$BARRIER" --list | cut -f1); do
+    assert_output --partial "all 10 variants behaved as declared"
+    for v in $(variants_tagged barrier '!hangs'); do # a hang prints the watchdog's report instead
         assert_line --regexp "^$v \["
     done
 }
@@ -191,7 +230,7 @@ small() { echo --size 48 --steps 20; }
 @test "--json: one object per variant, with the chapter's params and metrics" {
     run --separate-stderr "$BARRIER" --json --size 40 --steps 10
     assert_success # the parent runs no threads: exit 0 even under TSan
-    [ "${#lines[@]}" -eq 9 ]
+    [ "${#lines[@]}" -eq 9 ] # naive-reuse hangs: no line
     for line in "${lines[@]}"; do
         jq -e '(.chapter == "barrier") and (.params.size == 40) and (.params.steps == 10) and
                (.params.eps == 8000) and (.params.phase_work == 1) and (.wall_s > 0) and
@@ -240,6 +279,7 @@ small() { echo --size 48 --steps 20; }
 --phase-work 0|--phase-work 0: needs --variant seq, pthread, condvar or spin
 --variant none --phase-work 0|--phase-work 0: needs --variant
 --trace t.csv|--trace: needs one --variant
+--variant naive-reuse --threads 1|--threads: naive-reuse needs at least 2 threads to lap
 TABLE
 }
 

@@ -20,12 +20,13 @@ assert_lock_order_success() {
 
 # --- the declaration -------------------------------------------------------
 
-@test "deadlock --list: 15 variants, with the tags of issue 3" {
-    assert_list deadlock 15
+@test "deadlock --list: 16 variants, with their tags" {
+    assert_list deadlock 16
     for v in abba transfer philosophers; do
         assert_line --regexp "^$v"$'\thangs,lock-order\t'
     done
     assert_line --regexp $'^self\thangs\t'
+    assert_line --regexp $'^leaked-lock\thangs\t'
     assert_line --regexp $'^lockdep\tlock-order\t'
     assert_line --regexp $'^philosophers-waiter\tcorrect,lock-order\t'
     for v in ordered trylock trylock-livelock timed errorcheck recursive global-lock \
@@ -41,8 +42,29 @@ assert_lock_order_success() {
         run --separate-stderr "$DL" --variant "$v" --timeout 0.5
         [ "$status" -eq 3 ] || fail "$v: exit $status"
         [[ "$stderr" == *"watchdog: no progress"* ]] || fail "$v: no watchdog report"
-        [[ "$stderr" == *"wait-for cycle: T"* ]] || fail "$v: no cycle: $stderr"
+        if [ "$v" = leaked-lock ]; then # no cycle: the holder is gone
+            [[ "$stderr" == *"which has exited"* ]] || fail "$v: no exited holder: $stderr"
+        else
+            [[ "$stderr" == *"wait-for cycle: T"* ]] || fail "$v: no cycle: $stderr"
+        fi
     done
+}
+
+@test "leaked-lock: every run hangs on L, held by a thread that has exited" {
+    for _ in 1 2 3; do # the order is forced: every run, not once by luck
+        run --separate-stderr "$DL" --variant leaked-lock --timeout 0.5
+        [ "$status" -eq 3 ] || fail "exit $status: $stderr"
+        [[ "$stderr" == *"T1: 0 of 1,000 operations done, finished"* ]] || fail "$stderr"
+        [[ "$stderr" == *"T2: 0 of 1,000 operations done, waits for L"* ]]
+        [[ "$stderr" == *"lock L: held by T1, wanted by T2"* ]]
+        [[ "$stderr" == *"wait-for cycle: none found"* ]]
+        [[ "$stderr" == *"lock L held by T1, which has exited: nobody can unlock it now"* ]]
+    done
+    # every thread after the first waits for it
+    run --separate-stderr "$DL" --variant leaked-lock --threads 4 --timeout 0.5
+    [ "$status" -eq 3 ]
+    [[ "$stderr" == *"lock L: held by T1, wanted by T2, T3, T4"* ]] || fail "$stderr"
+    [[ "$stderr" == *"lock L held by T1, which has exited"* ]]
 }
 
 @test "abba: the cycle names both locks and both threads" {
@@ -262,16 +284,16 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # --- running everything ------------------------------------------------------
 
-@test "deadlock with no variant runs all 15, each behaving as declared" {
+@test "deadlock with no variant runs all 16, each behaving as declared" {
     run "$DL" --timeout 0.5 --quiet --duration 200
     assert_success
-    assert_output --partial "all 15 variants behaved as declared"
+    assert_output --partial "all 16 variants behaved as declared"
 }
 
 @test "--json: one line per variant that completes, none for a hang" {
     run --separate-stderr "$DL" --json --timeout 0.5 --duration 100 --iters 100
     assert_success
-    [ "${#lines[@]}" -eq 11 ] # 15 variants, 4 of them hang
+    [ "${#lines[@]}" -eq 11 ] # 16 variants, 5 of them hang
     # --hold-us, not given, is resolved per variant: 100 for the two-lock pattern
     # and the philosophers, 0 for the others
     for line in "${lines[@]}"; do
@@ -302,6 +324,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 --variant abba --threads 1|abba needs at least 2 threads
 --variant transfer --threads 1|transfer needs at least 2 threads
 --variant lockdep --threads 1|lockdep needs at least 2 threads
+--variant leaked-lock --threads 1|leaked-lock needs at least 2 threads, one to leak the lock and one to wait for it
 --variant philosophers-ordered --threads 3|use --philosophers N
 TABLE
 }
@@ -347,6 +370,14 @@ helgrind() { # variant [flags...]: runs it, leaves valgrind's report in $stderr
     done
 }
 
+@test "Helgrind: leaked-lock's T1 exits still holding a lock" {
+    helgrind leaked-lock --timeout 1
+    [ "$status" -eq 3 ] || fail "exit $status: $stderr"
+    [[ "$stderr" =~ Thread\ \#[0-9]+:\ Exiting\ thread\ still\ holds\ 1\ lock ]] ||
+        fail "no report of the leaked lock: $stderr"
+    [[ "$stderr" == *"lock L held by T1, which has exited"* ]]
+}
+
 # --- ThreadSanitizer: reports exactly where lock-order is declared ----------------
 
 @test "TSan reports lockdep's lock-order inversion, and exits 66" {
@@ -373,4 +404,12 @@ helgrind() { # variant [flags...]: runs it, leaves valgrind's report in $stderr
     [[ "$stderr" == *"lock-order-inversion"* ]]
     run --separate-stderr "$DL" --variant abba --timeout 0.5
     [ "$status" -eq 3 ] # _exit(3) keeps its code under TSan
+}
+
+@test "TSan: leaked-lock hangs without a report (no race, no inversion)" {
+    only_under_tsan
+    run --separate-stderr "$DL" --variant leaked-lock --timeout 0.5
+    [ "$status" -eq 3 ]
+    [[ "$stderr" != *ThreadSanitizer* ]] || fail "unexpected report: $stderr"
+    [[ "$stderr" == *"lock L held by T1, which has exited"* ]]
 }

@@ -17,6 +17,7 @@ BP_SIZE=(--items 1500 --consume-us 20 --produce-us 5)
 sizes_for() { # variant: the flags that keep it short
     case "$1" in
     unbounded | bounded | watermarks) echo "${BP_SIZE[@]}" ;;
+    priority) echo --duration 150 ;;
     *) echo "${QUEUE_SIZE[@]}" ;;
     esac
 }
@@ -28,7 +29,13 @@ assert_exact_run() { # what
     assert_json '.exact == true' || fail "$1: not exact: $output"
     assert_json '.metrics.lost == 0' || fail "$1: lost items: $output"
     assert_json '.metrics.duplicated == 0' || fail "$1: duplicates: $output"
-    assert_json '.ops == .params.items'
+    if [ "$(json_field .variant "$output")" = priority ]; then # stops at --duration
+        assert_json '.ops > 0 and .ops <= .params.items'
+        assert_json '.metrics.checked == .ops and .metrics.out_of_order == 0' ||
+            fail "$1: out of priority order: $output"
+    else
+        assert_json '.ops == .params.items'
+    fi
     [[ "$stderr" != *ThreadSanitizer* ]] || fail "$1: TSan report: $stderr"
     [[ "$stderr" != *AddressSanitizer* && "$stderr" != *"runtime error"* ]] ||
         fail "$1: sanitizer report: $stderr"
@@ -36,12 +43,12 @@ assert_exact_run() { # what
 
 # --- the declaration -------------------------------------------------------
 
-@test "prodcons --list: nine variants, one-cond-signal hangs, the rest are correct" {
-    assert_list prodcons 9
+@test "prodcons --list: ten variants, one-cond-signal hangs, the rest are correct" {
+    assert_list prodcons 10
     assert_line --partial $'one-cond-signal\thangs\t'
-    [ "$(variants_tagged prodcons correct | wc -l)" -eq 8 ]
+    [ "$(variants_tagged prodcons correct | wc -l)" -eq 9 ]
     [ "$(variants_tagged prodcons hangs)" = one-cond-signal ]
-    for v in condvar semaphore polling spsc-ring pipe unbounded bounded watermarks; do
+    for v in condvar semaphore polling spsc-ring pipe unbounded bounded watermarks priority; do
         assert_line --regexp "^$v"$'\t'"correct"$'\t'
     done
 }
@@ -60,10 +67,10 @@ assert_exact_run() { # what
 }
 
 @test "many producers and consumers around one slot: still exactly once, every shutdown" {
-    for v in condvar semaphore polling pipe; do
+    for v in condvar semaphore polling pipe priority; do
         for mode in close pill-per-consumer pass-along; do
             run --separate-stderr "$PC" --variant "$v" --producers 3 --consumers 5 --capacity 1 \
-                --items 3000 --shutdown "$mode" --json
+                --items 3000 --duration 60000 --shutdown "$mode" --json
             assert_exact_run "$v 3P5C capacity 1 --shutdown $mode"
             assert_json '.threads == 8'
         done
@@ -82,7 +89,7 @@ assert_exact_run() { # what
 @test "prodcons with no flags runs every variant, each behaving as declared" {
     run "$PC"
     assert_success
-    assert_output --partial "all 9 variants behaved as declared"
+    assert_output --partial "all 10 variants behaved as declared"
     for v in $(variants_tagged prodcons correct); do
         assert_line --regexp "^$v \["
     done
@@ -112,6 +119,34 @@ assert_exact_run() { # what
         --items 20000 --json
     [ "$status" -eq 0 ]
     assert_json '.exact == true'
+}
+
+# --- priority: lowest number first ------------------------------------------------
+
+@test "priority: once the producers stop, every item made is consumed, in priority order" {
+    # the producer makes items 5 times as fast as the consumer takes them, for
+    # --duration; each take is checked under the heap's lock against the counts of
+    # queued items per priority (nothing more urgent queued, nothing overtaken)
+    for _ in 1 2 3; do
+        run --separate-stderr "$PC" --variant priority --duration 200 --json
+        assert_exact_run priority
+        assert_json '.params.duration == 200 and .params.produce_us == 2 and .params.consume_us == 10'
+        assert_json '.metrics.peak_queued >= 1 and .metrics.peak_queued <= .params.capacity'
+        assert_json '[.metrics.high_p99_ms, .metrics.low_p50_ms, .metrics.low_p99_ms] | all(. >= 0)'
+        assert_json '.verdict | test("^all [0-9,]+ items consumed exactly once, .*; in priority order: priority 3 waited [0-9.]+ ms at p99, priority 0 [0-9.]+ ms$")'
+    done
+}
+
+@test "priority: many producers and consumers, every shutdown, and --items before --duration" {
+    for mode in close pill-per-consumer pass-along; do
+        run --separate-stderr "$PC" --variant priority --producers 3 --consumers 2 --capacity 50 \
+            --duration 100 --produce-us 0 --consume-us 0 --shutdown "$mode" --json
+        assert_exact_run "priority 3P2C --shutdown $mode"
+    done
+    # the items run out first: every one of them is made and consumed
+    run --separate-stderr "$PC" --variant priority --items 5000 --duration 60000 --json
+    assert_exact_run "priority --items 5000"
+    assert_json '.ops == 5000 and .metrics.checked == 5000'
 }
 
 # --- spsc-ring: one producer, one consumer ------------------------------------
@@ -205,7 +240,7 @@ assert_exact_run() { # what
 @test "--help lists the chapter's flags and the shutdown choices" {
     run "$PC" --help
     assert_success
-    for f in --producers --consumers --capacity --items --consume-us --produce-us; do
+    for f in --producers --consumers --capacity --items --consume-us --produce-us --duration; do
         assert_output --partial -- "$f"
     done
     assert_output --partial "close, pill-per-consumer, pass-along; default: close"
@@ -233,6 +268,7 @@ assert_exact_run() { # what
     sigint_every_phase "$PC" --variant unbounded --items 100
     sigint_every_phase "$PC" --variant bounded --items 100
     sigint_every_phase "$PC" --variant watermarks --items 100
+    sigint_every_phase "$PC" --variant priority --duration 20
 }
 
 # --- bad input ---------------------------------------------------------------
@@ -252,6 +288,8 @@ assert_exact_run() { # what
 --consume-us -1|--consume-us: -1 is out of range (allowed: 0 to 100000)
 --produce-us 100001|--produce-us: 100001 is out of range
 --shutdown nope|--shutdown: no such choice 'nope' (allowed: close, pill-per-consumer, pass-along)
+--duration 0|--duration: 0 is out of range (allowed: 1 to 60000)
+--duration 60001|--duration: 60001 is out of range
 --shutdown|--shutdown needs a value (close, pill-per-consumer, pass-along)
 --variant condvar --threads 4|--threads: not used here (allowed: --producers and --consumers)
 --variant condvar --iters 10|--iters: not used here (allowed: --items)

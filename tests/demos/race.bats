@@ -11,12 +11,14 @@ setup() {
 # --- the declaration -------------------------------------------------------
 
 @test "race --list: one line per variant, name TAB tags TAB description" {
-    assert_list race 10
+    assert_list race 12
     assert_line --partial $'none\tracy\t'
     assert_line --partial $'split-atomic\twrong\t'
     assert_line --partial $'window\tracy\t'
+    assert_line --partial $'vector-append\tracy\t'
+    assert_line --partial $'sloppy\tcorrect\t'
     assert_line --partial $'check-then-act\tracy\t'
-    [ "$(variants_tagged race correct | wc -l)" -eq 6 ]
+    [ "$(variants_tagged race correct | wc -l)" -eq 7 ]
 }
 
 # --- correct variants are exact ----------------------------------------------
@@ -95,6 +97,75 @@ loses_updates() { # variant [flags...]
     assert_json '.params.window_us == 1'
 }
 
+@test "vector-append loses items, and every one is accounted for" {
+    skip_under_tsan
+    need_cores 2
+    for _ in 1 2 3 4 5; do
+        run "$RACE" --variant vector-append --threads 2 --iters 1000000 --json
+        assert_success # losing items is its lesson: exit 0
+        json_holds '.exact == false' && break
+    done
+    assert_json '.exact == false'
+    assert_json '.metrics.expected == 2000000'
+    assert_json '.metrics.lost > 0'
+    # every slot below the length holds a distinct item; every item is kept,
+    # overwritten, or stranded past a length that went back; nothing else
+    assert_json '.metrics.kept == .metrics.length'
+    assert_json '.metrics.kept + .metrics.overwritten + .metrics.stranded == .metrics.expected'
+    assert_json '.metrics.corrupt == 0'
+    assert_json '.verdict | test("^kept [0-9,]+ of 2,000,000 items, lost [0-9,]+ \\([0-9.]+%\\): [0-9,]+ overwritten, [0-9,]+ past the end$")'
+}
+
+@test "vector-append keeps every item with one thread: only the race loses them" {
+    skip_under_tsan
+    run "$RACE" --variant vector-append --threads 1 --iters 300000 --json
+    assert_success
+    assert_json '.exact == true and .metrics.kept == 300000 and .metrics.length == 300000'
+    assert_json '.params.reserve == 300000' # not given: one slot per item
+}
+
+@test "vector-append's growing vector is refused outside an AddressSanitizer build" {
+    [[ "$SANITIZE" != *address* ]] || skip "the AddressSanitizer build runs it (below)"
+    for r in 0 1999; do
+        run --separate-stderr "$RACE" --variant vector-append --reserve "$r" --iters 1000
+        [ "$status" -eq 2 ] || fail "--reserve $r: exit $status"
+        [ "${#stderr_lines[@]}" -eq 1 ]
+        [[ "$stderr" == *"--reserve: below threads x iters (2000)"*"use-after-free"*"AddressSanitizer build"* ]]
+        [ -z "$output" ]
+    done
+    run "$RACE" --variant vector-append --reserve 2001 --iters 1000 --quiet # more is fine
+    assert_racy_success
+}
+
+@test "AddressSanitizer: vector-append with a growing vector writes to freed memory" {
+    [[ "$SANITIZE" == *address* ]] || skip "AddressSanitizer build only"
+    for _ in 1 2 3; do # the interleaving is forced: every run, not once by luck
+        run --separate-stderr "$RACE" --variant vector-append --reserve 0
+        [ "$status" -eq 1 ] || fail "exit $status, expected ASan's 1: $stderr"
+        [[ "$stderr" == *"ERROR: AddressSanitizer: heap-use-after-free"* ]] || fail "$stderr"
+        [[ "$stderr" =~ WRITE\ of\ size\ 8\ at\ 0x[0-9a-f]+\ thread\ T[0-9]+ ]] || fail "$stderr"
+        [[ "$stderr" == *"in push_growing"* ]]
+        [[ "$stderr" =~ freed\ by\ thread\ T[0-9]+\ here:.*in\ __interceptor_realloc.*in\ grow ]] ||
+            fail "not freed by grow's realloc: $stderr"
+    done
+    # one thread cannot race: it grows the vector and keeps every item
+    run "$RACE" --variant vector-append --reserve 0 --threads 1 --iters 100000 --json
+    assert_success
+    assert_json '.exact == true'
+}
+
+@test "sloppy is exact for any threshold, with one trip to the lock per S increments" {
+    skip_under_tsan
+    # threads x (iters / S, rounded up): the last trip flushes the remainder
+    for s in 1 7 1024 1000000 5000000; do
+        run "$RACE" --variant sloppy --threads 3 --iters 1000000 --threshold "$s" --json
+        assert_success
+        assert_json '.exact == true and .metrics.final == 3000000'
+        assert_json ".metrics.flushes == 3 * ((1000000 + $s - 1) / $s | floor)"
+        assert_json ".params.threshold == $s"
+    done
+}
+
 @test "check-then-act overdraws the account; the locked one never does" {
     skip_under_tsan
     need_cores 2
@@ -115,7 +186,7 @@ loses_updates() { # variant [flags...]
 @test "race with no flags runs every variant, each behaving as declared" {
     run "$RACE"
     assert_success
-    assert_output --partial "all 10 variants behaved as declared"
+    assert_output --partial "all 12 variants behaved as declared"
     for v in $("$RACE" --list | cut -f1); do
         assert_line --regexp "^$v \["
     done
@@ -125,7 +196,7 @@ loses_updates() { # variant [flags...]
     skip_under_tsan
     run "$RACE" --quiet --threads 2 --iters 10000
     assert_success
-    [ "$(grep -cE '^(exact|lost|overdrawn|paid)' <<<"$(cut -c24- <<<"$output")")" -eq 10 ]
+    [ "$(grep -cE '^(exact|lost|overdrawn|paid|kept)' <<<"$(cut -c24- <<<"$output")")" -eq 12 ]
 }
 
 # --- JSON Lines --------------------------------------------------------------
@@ -133,21 +204,21 @@ loses_updates() { # variant [flags...]
 @test "--json: one valid object per variant, with the documented fields and types" {
     run --separate-stderr "$RACE" --json --threads 2 --iters 10000 --variant all
     assert_success # the parent has no race of its own, even under TSan
-    [ "${#lines[@]}" -eq 10 ]
+    [ "${#lines[@]}" -eq 12 ]
     for line in "${lines[@]}"; do
         jq -e '
             (.chapter == "race") and (.variant | type == "string") and
             (.tags | type == "array" and length >= 1) and
             (.threads | type == "number") and
             (.params.iters | type == "number") and (.params.seed == 1) and
-            (.params.window_us == 100) and
+            (.params.window_us == 100) and (.params.threshold == 1024) and
             (.wall_s > 0) and (.ops > 0) and (.ops_per_s > 0) and (.ns_per_op > 0) and
             (.metrics | type == "object") and (.exact | type == "boolean") and
             (.verdict | type == "string" and length > 0) and (.exit == 0)' <<<"$line" >/dev/null ||
             fail "bad JSON line: $line"
     done
     # lost is a number, and lost + final adds up
-    jq -se 'map(select(.metrics.final != null)) | length == 8 and
+    jq -se 'map(select(.metrics.final != null)) | length == 9 and
             all((.metrics.lost | type == "number") and
                 .metrics.lost + .metrics.final == .metrics.expected)' <<<"$output" >/dev/null
 }
@@ -208,6 +279,10 @@ loses_updates() { # variant [flags...]
 --timeout 3601|--timeout: 3601 is out of range
 --window-us 0|--window-us: 0 is out of range (allowed: 1 to 100000)
 --window-us|--window-us needs a value (1 to 100000)
+--threshold 0|--threshold: 0 is out of range (allowed: 1 to 1000000000)
+--threshold x|--threshold: 'x' is not a whole number
+--reserve -1|--reserve: -1 is out of range (allowed: 0 to 100000000)
+--variant vector-append --threads 200 --iters 1000000|vector-append keeps every item in memory (allowed: 100000000 items at most; got 200000000)
 --trace out.txt|--trace: 'out.txt' must end in .csv or .json
 --trace t.csv|--trace: needs one --variant
 stray|unexpected argument 'stray'
@@ -265,6 +340,8 @@ interrupt_after() { # seconds args...
     sigint_every_phase "$RACE" --variant sharded --iters 10000
     sigint_every_phase "$RACE" --variant check-then-act-locked --iters 10000
     sigint_every_phase "$RACE" --variant window --iters 2 --window-us 100
+    sigint_every_phase "$RACE" --variant vector-append --iters 10000
+    sigint_every_phase "$RACE" --variant sloppy --iters 10000 --threshold 16
 }
 
 @test "Ctrl-C during a run of all variants stops the run with 130" {
@@ -284,6 +361,15 @@ interrupt_after() { # seconds args...
         [ "$status" -eq 66 ] || fail "$v: exit $status, expected 66"
         [[ "$stderr" == *"WARNING: ThreadSanitizer: data race"* ]] || fail "$v: no report"
     done
+}
+
+@test "TSan: vector-append pushes at most 50,000 items per thread, and is reported" {
+    only_under_tsan
+    # TSan compares each racy slot with every one before it: minutes at the default size
+    run --separate-stderr "$RACE" --variant vector-append --json
+    [ "$status" -eq 66 ] || fail "exit $status"
+    assert_json '.params.iters == 50000 and .metrics.expected == 100000'
+    [[ "$stderr" == *"WARNING: ThreadSanitizer: data race"* ]]
 }
 
 @test "TSan is silent on every variant not tagged racy (split-atomic and false-sharing too)" {

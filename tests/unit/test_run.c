@@ -72,7 +72,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
                (unsigned long long)want);
 }
 
-enum { COUNT, WRONG_CHECK, LOSSY, STUCK, CAPPED, NOT_STUCK, INTERRUPT_ME, NVARIANTS };
+enum { COUNT, WRONG_CHECK, LOSSY, STUCK, CAPPED, NOT_STUCK, INTERRUPT_ME, QUICK_STUCK, NVARIANTS };
 
 static const struct cl_variant variants[NVARIANTS] = {
     [COUNT] = {"count", CL_CORRECT, "counts with an atomic add", .worker = count_worker,
@@ -89,6 +89,9 @@ static const struct cl_variant variants[NVARIANTS] = {
                    .threads = 2, .iters = 10, .data = &count_ok},
     [INTERRUPT_ME] = {"interrupt_me", CL_HANGS, "Ctrl-C while stuck", .worker = stuck_worker,
                       .threads = 1, .iters = 10, .data = &interrupts},
+    [QUICK_STUCK] = {"quick_stuck", CL_HANGS, "blocks; its own timeout is 0.3 s",
+                     .worker = stuck_worker, .threads = 1, .iters = 10, .timeout_s = 0.3,
+                     .data = &blocks},
 };
 
 static const struct cl_param params[] = {
@@ -573,6 +576,29 @@ static void test_main_all_hang_that_does_not(void **state)
     assert_contains(kid.out, "did not behave as declared: not_stuck (exit 0)\n");
 }
 
+/* A variant's own timeout is its default; --timeout still wins; --help and
+ * --json say which one a run used. */
+static void test_variant_timeout(void **state)
+{
+    (void)state;
+    run_main(&unit_chapter, ARGS("--variant", "quick_stuck"), &kid);
+    assert_child_exit(&kid, CL_EXIT_HANG);
+    assert_contains(kid.err, "watchdog: no progress for 0.3");
+    assert_true(kid.elapsed_s < 5); /* the chapter's 10 s did not apply */
+
+    run_main(&unit_chapter, ARGS("--variant", "quick_stuck", "--timeout", "0.8"), &kid);
+    assert_child_exit(&kid, CL_EXIT_HANG);
+    assert_true(kid.elapsed_s >= 0.8);
+    assert_not_contains(kid.err, "no progress for 0.3");
+
+    run_main(&unit_chapter, ARGS("--help"), &kid);
+    assert_contains(kid.out, "with no progress (default: 10; quick_stuck: 0.3)\n");
+
+    run_main(&unit_chapter, ARGS("--variant", "count", "--json"), &kid);
+    assert_child_exit(&kid, CL_EXIT_OK);
+    assert_json_field(kid.out, "timeout_s", "10");
+}
+
 /* ---- the small helpers ---- */
 
 static void test_metrics_and_verdict(void **state)
@@ -659,6 +685,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_main_all_behaving),
         cmocka_unit_test(test_main_all_misbehaving),
         cmocka_unit_test(test_main_all_hang_that_does_not),
+        cmocka_unit_test(test_variant_timeout),
         cmocka_unit_test(test_metrics_and_verdict),
         cmocka_unit_test(test_prepare_adjusts_or_refuses),
         cmocka_unit_test(test_watchdog_prints_status_and_chapter_report),
