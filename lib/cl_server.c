@@ -314,16 +314,16 @@ static int run_threads(const struct cl_server_opts *o)
     uint64_t start = cl_now_ns();
     bool paused = false;
     for (;;) {
-        CL_PT(pthread_mutex_lock(&s.mu));
-        uint64_t open = s.open;
-        CL_PT(pthread_mutex_unlock(&s.mu));
-        if (st.phase != SERVING && open == 0)
-            break;
         uint64_t now = cl_now_ns();
         if (st.phase == SERVING && o->duration_ns > 0 && now - start >= o->duration_ns)
             tdrain(&s, &st, now);
         if (st.phase == DRAINING && now >= st.drain_end)
             tabort(&s, &st);
+        CL_PT(pthread_mutex_lock(&s.mu));
+        uint64_t open = s.open;
+        CL_PT(pthread_mutex_unlock(&s.mu));
+        if (st.phase != SERVING && open == 0)
+            break;
         uint64_t until = st.phase == DRAINING                    ? st.drain_end
                          : st.phase == SERVING && o->duration_ns ? start + o->duration_ns
                                                                  : UINT64_MAX;
