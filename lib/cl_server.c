@@ -660,6 +660,11 @@ int cl_server_serve(struct cl_serve *s)
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGINT);
     CL_PT(pthread_sigmask(SIG_BLOCK, &block, NULL));
+    /* A shell starts a background job with SIGINT ignored, and an ignored signal
+     * never reaches a signalfd: take the default back (blocked, it kills nothing). */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     o->stop_fd = signal_fd(SIGTERM, SIGHUP);
     o->abort_fd = signal_fd(SIGINT, 0);
     uint16_t port = 0;
