@@ -188,6 +188,24 @@ setup() {
     grep -q 'Skipped: `conclab-no-such-program` is not installed' "$BATS_TEST_TMPDIR/p/REPORT.md"
 }
 
+@test "a service experiment runs wrk against each server, and no server outlives it" {
+    command -v wrk >/dev/null || skip "wrk is not installed"
+    out="$BATS_TEST_TMPDIR/s"
+    run --separate-stderr "$RUN" --experiments "$FIXTURES/service" --only race \
+        --build "$CONCLAB_BUILD" --out "$out"
+    [ "$status" -eq 0 ] || fail "exit $status: $stderr"
+    # two servers x one point x two rounds: four wrk runs, each with the server's counts
+    run jq -sr 'map(select(._bench.experiment == "http")) |
+        map("\(._bench.params.server) \(._bench.rep) \(.ops > 0) \(.metrics.server_responses >= .ops)") | join(",")' \
+        "$out/race.metrics.jsonl"
+    [ "$output" = "threads 1 true true,loop 1 true true,threads 2 true true,loop 2 true true" ]
+    grep -q '^| server | connections | runs | requests/s (95% interval)' "$out/REPORT.md"
+    grep -q 'Not run: `server=absent connections=4`: `conclab-no-such-server` is not installed' "$out/REPORT.md"
+    grep -q 'Not run: `server=threads connections=100000000`: needs 200000200 open files' "$out/REPORT.md"
+    jq -e '.checks[0].name == "loop_over_threads" and .checks[0].n == 2' "$out/race.summary.json"
+    ! pgrep -f "$CONCLAB_BUILD/bench/server/httpd" || fail "a server is still running"
+}
+
 @test "an interrupted run (Ctrl-C) exits 130 and leaves no half-written file" {
     out="$BATS_TEST_TMPDIR/i" t="$BATS_TEST_TMPDIR"
     # In a process group of its own, so the interrupt reaches bench/run and what it
