@@ -72,12 +72,13 @@ void cl_http_put_reply(struct cl_http_conn *c, const struct cl_http_req *req,
         c->out, sizeof c->out,
         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s%s\r\n", r->status,
         cl_http_reason(r->status), r->body_len, conn, r->headers ? r->headers : "");
+    size_t head = n < 0 ? sizeof c->out : (size_t)n; /* n < 0: an encoding error, never here */
     size_t body = req->head ? 0 : r->body_len;
-    if (n < 0 || (size_t)n + body > sizeof c->out)
+    if (head + body > sizeof c->out)
         cl_fatal("cl_http_put_reply: a %zu-byte body and its head do not fit %d bytes", r->body_len,
                  CL_HTTP_OUT_CAP);
-    memcpy(c->out + n, r->body, body);
-    c->out_len = (size_t)n + body;
+    memcpy(c->out + head, r->body, body);
+    c->out_len = head + body;
     c->out_off = 0;
 }
 

@@ -80,7 +80,8 @@ static bool out_of_files(int err)
 
 /* ---- thread per connection --------------------------------------------------------- */
 
-#define THREAD_STACK (256 * 1024) /* a connection's thread needs little: 256 KiB, not 8 MiB */
+#define THREAD_STACK                                                                               \
+    ((size_t)256 * 1024) /* a connection's thread needs little: 256 KiB, not 8 MiB */
 
 struct tconn;
 

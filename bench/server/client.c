@@ -217,8 +217,9 @@ int main(int argc, char **argv)
         if (conns[i].fd >= 0)
             close(conns[i].fd);
     free(conns);
+    uint64_t total = nconn * nreq;
     printf("{\"connections\":%llu,\"requests\":%llu,\"ok\":%llu,\"wrong\":%llu,\"wall_s\":%.6f}\n",
-           (unsigned long long)nconn, (unsigned long long)(nconn * nreq), (unsigned long long)ok,
-           (unsigned long long)(nconn * nreq - ok), cl_seconds(cl_now_ns() - t0));
+           (unsigned long long)nconn, (unsigned long long)total, (unsigned long long)ok,
+           (unsigned long long)(total - ok), cl_seconds(cl_now_ns() - t0));
     return rc;
 }

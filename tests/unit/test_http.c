@@ -152,8 +152,11 @@ static void test_replies_byte_for_byte(void **state)
     assert_int_equal(conn.out_len, strlen(want));
     assert_memory_equal(conn.out, want, strlen(want));
 
-    rep = (struct cl_http_reply){.status = 503, .body = "down\n", .body_len = 5,
-                                 .headers = "Retry-After: 1\r\n", .close = true};
+    rep = (struct cl_http_reply){.status = 503,
+                                 .body = "down\n",
+                                 .body_len = 5,
+                                 .headers = "Retry-After: 1\r\n",
+                                 .close = true};
     cl_http_put_reply(&conn, &r, &rep);
     want = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
            "Connection: close\r\nRetry-After: 1\r\n\r\ndown\n";
