@@ -135,6 +135,7 @@ static bool tdelay(struct tserver *s, uint64_t ns)
     return !atomic_load(&s->aborting);
 }
 
+/* [snippet tserve] */
 /* Serve one request already taken; false when the connection must end. */
 static bool tserve(struct tconn *c, const struct cl_http_req *req)
 {
@@ -153,7 +154,9 @@ static bool tserve(struct tconn *c, const struct cl_http_req *req)
     cl_server_count(sent ? &s->o->counts->responses : &s->o->counts->dropped);
     return sent && !rep.close;
 }
+/* [end tserve] */
 
+/* [snippet threads] */
 static void *tconn_main(void *arg)
 {
     struct tconn *c = arg;
@@ -197,6 +200,7 @@ static void *tconn_main(void *arg)
     CL_PT(pthread_mutex_unlock(&s->mu));
     return NULL;
 }
+/* [end threads] */
 
 static void tjoin_finished(struct tserver *s)
 {
@@ -413,6 +417,7 @@ static void lconn_end(struct lconn *c)
     lstop_when_empty(s);
 }
 
+/* [snippet loop] */
 /* asyncio's handle_client: read a request, decide, wait, reply; again. */
 static int lconn_run(struct cl_task *t)
 {
@@ -471,6 +476,7 @@ static int lconn_run(struct cl_task *t)
     lconn_end(c);
     CL_END(t);
 }
+/* [end loop] */
 
 static void on_listen(struct cl_io *io, uint32_t events)
 {
@@ -687,15 +693,19 @@ int cl_server_serve(struct cl_serve *s)
                      : stopped           ? "SIGTERM"
                                          : "duration";
     struct cl_server_counts *c = o->counts;
-    printf(
-        "{\"design\":\"%s\",\"stopped_by\":\"%s\",\"accepted\":%llu,\"requests\":%llu,"
-        "\"responses\":%llu,\"dropped\":%llu,\"bad\":%llu,\"refused\":%llu,\"peak_open\":%llu}\n",
-        s->name, by, (unsigned long long)atomic_load(&c->accepted),
-        (unsigned long long)atomic_load(&c->requests),
-        (unsigned long long)atomic_load(&c->responses),
-        (unsigned long long)atomic_load(&c->dropped), (unsigned long long)atomic_load(&c->bad),
-        (unsigned long long)atomic_load(&c->refused),
-        (unsigned long long)atomic_load(&c->peak_open));
+    struct rusage ru;
+    CL_SYS(getrusage(RUSAGE_SELF, &ru));
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    printf("{\"design\":\"%s\",\"stopped_by\":\"%s\",\"accepted\":%llu,\"requests\":%llu,"
+           "\"responses\":%llu,\"dropped\":%llu,\"bad\":%llu,\"refused\":%llu,\"peak_open\":%llu,"
+           "\"cpu_s\":%.6f,\"voluntary_cs\":%ld,\"involuntary_cs\":%ld}\n",
+           s->name, by, (unsigned long long)atomic_load(&c->accepted),
+           (unsigned long long)atomic_load(&c->requests),
+           (unsigned long long)atomic_load(&c->responses),
+           (unsigned long long)atomic_load(&c->dropped), (unsigned long long)atomic_load(&c->bad),
+           (unsigned long long)atomic_load(&c->refused),
+           (unsigned long long)atomic_load(&c->peak_open), cpu, ru.ru_nvcsw, ru.ru_nivcsw);
     fflush(stdout);
     CL_SYS(close(o->stop_fd));
     CL_SYS(close(o->abort_fd));

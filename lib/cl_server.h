@@ -120,7 +120,8 @@ struct cl_serve {
  * SIGTERM and SIGINT and reads them through signalfds (SIGTERM: stop gracefully;
  * SIGINT: at once), listens on 127.0.0.1 at a free port and prints
  * `listening 127.0.0.1:PORT` as its first line, runs, then prints one JSON line of
- * its counts. Call it before any other thread exists (the signals must be blocked
+ * its counts, its CPU time (cpu_s, user and system) and its context switches
+ * (voluntary_cs, involuntary_cs). Call it before any other thread exists (the signals must be blocked
  * in all of them). The exit status: 0, 130 after SIGINT, 1 if it could not start
  * (one line on stderr). max_connections must already be checked against
  * cl_server_max_connections. */

@@ -391,7 +391,9 @@ def run_service(run, chapter, name, exp):
                 "ops": w["requests"],
                 "wall_s": w["duration_s"],
                 "ops_per_s": w["ops_per_s"],
-                "metrics": {k: w[k] for k in data.SERVICE_METRICS} | {f"server_{k}": v for k, v in (counts or {}).items() if isinstance(v, int)},
+                "metrics": {k: w[k] for k in data.SERVICE_METRICS if k in w}
+                | data.server_costs(counts)
+                | {f"server_{k}": v for k, v in (counts or {}).items() if isinstance(v, (int, float))},
                 "_bench": {"experiment": name, "params": cfg, "rep": rnd, "exit": r.rc},
             }
             new.append(line)

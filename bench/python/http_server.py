@@ -145,7 +145,9 @@ async def serve(args):
         if t is not asyncio.current_task():
             t.cancel()
     await asyncio.sleep(0)
-    print(json.dumps({"design": "cpython-asyncio", "stopped_by": by} | srv.counts, separators=(",", ":")), flush=True)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    usage = {"cpu_s": round(ru.ru_utime + ru.ru_stime, 6), "voluntary_cs": ru.ru_nvcsw, "involuntary_cs": ru.ru_nivcsw}
+    print(json.dumps({"design": "cpython-asyncio", "stopped_by": by} | srv.counts | usage, separators=(",", ":")), flush=True)
     return 130 if by == "SIGINT" else 0
 
 

@@ -152,6 +152,7 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
     process(c);
 }
 
+/* [snippet libuv] */
 /* Answer the buffered requests, one at a time and in order. */
 static void process(struct uconn *c)
 {
@@ -192,6 +193,7 @@ static void process(struct uconn *c)
     check(uv_timer_start(&c->delay, on_delay, (c->rep.delay_ns + 999999) / 1000000, 0),
           "uv_timer_start");
 }
+/* [end libuv] */
 
 static void accept_one(struct userver *s)
 {

@@ -471,6 +471,9 @@ def test_wrk_figures_come_from_the_lua_line():
     assert data.parse_wrk("Requests/sec: 1\n") is None
     assert data.parse_counts('listening\n{"requests": 3}\n') == {"requests": 3}
     assert data.parse_counts("") is None
+    costs = data.server_costs({"responses": 1000, "cpu_s": 0.02, "voluntary_cs": 400, "involuntary_cs": 100})
+    assert costs == {"cpu_us": 20.0, "switches": 0.5}
+    assert data.server_costs(None) == {"cpu_us": None, "switches": None}
 
 
 def test_service_rows_pair_each_round_with_the_baseline():
@@ -488,7 +491,9 @@ def test_service_rows_pair_each_round_with_the_baseline():
     assert b["ratios"] == [3.0, 2.0, None] and b["ratio"] == 2.5 and a["ratio"] == 1.0
     assert a["metrics"]["p99_us"] == 55
     md = data.service_md(rows, ["server", "connections"], {"server": "a"}).splitlines()
-    assert md[0] == "| server | runs | requests/s (95% interval) | min–max | × a | p50 ms | p99 ms | max ms | errors |"
+    assert md[0] == (
+        "| server | runs | requests/s (95% interval) | min–max | × a | p50 ms | p99 ms | max ms | server CPU µs/reply | switches/reply | errors |"
+    )
     assert md[3].startswith("| b | 2 | 350 (n=2) | 300–400 | 2.5 | 0.01 (n=2) | 0.025 (n=2) |")
 
 
