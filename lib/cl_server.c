@@ -157,36 +157,44 @@ static bool tserve(struct tconn *c, const struct cl_http_req *req)
 /* [end tserve] */
 
 /* [snippet threads] */
-static void *tconn_main(void *arg)
+/* A connection's thread: read until a request is whole, serve it; again. */
+static void tconn_serve(struct tconn *c)
 {
-    struct tconn *c = arg;
     struct tserver *s = c->s;
     struct cl_http_req req;
     for (;;) {
         enum cl_http_take got = cl_http_take(&c->h, &req);
         if (got == CL_HTTP_REQUEST) {
             if (!tserve(c, &req))
-                break;
+                return;
             continue;
         }
         if (got == CL_HTTP_BAD) {
             cl_server_count(&s->o->counts->bad);
             (void)send_all(c->fd, &c->h);
-            break;
+            return;
         }
         /* Idle, then check for a stop: the acceptor sets draining, then looks at
          * idle (both sequentially consistent), so one of the two sees the other. */
         atomic_store(&c->idle, c->h.in_len == 0);
         if (atomic_load(&c->idle) && atomic_load(&s->draining))
-            break;
+            return;
         ssize_t n = read(c->fd, c->h.in + c->h.in_len, cl_http_in_room(&c->h));
         atomic_store(&c->idle, false);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) /* the client closed, or a stop shut the socket down */
-            break;
+            return;
         c->h.in_len += (size_t)n;
     }
+}
+/* [end threads] */
+
+static void *tconn_main(void *arg)
+{
+    struct tconn *c = arg;
+    struct tserver *s = c->s;
+    tconn_serve(c);
     CL_PT(pthread_mutex_lock(&s->mu));
     *(c->prev ? &c->prev->next : &s->conns) = c->next;
     if (c->next)
@@ -200,7 +208,6 @@ static void *tconn_main(void *arg)
     CL_PT(pthread_mutex_unlock(&s->mu));
     return NULL;
 }
-/* [end threads] */
 
 static void tjoin_finished(struct tserver *s)
 {

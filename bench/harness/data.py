@@ -395,17 +395,18 @@ def parse_counts(tail):
     return None
 
 
-SERVICE_METRICS = ["p50_us", "p90_us", "p99_us", "max_us", "errors", "non2xx", "cpu_us", "switches"]
+SERVICE_METRICS = ["p50_us", "p90_us", "p99_us", "max_us", "errors", "non2xx", "cpu_us", "sleeps"]
 
 
 def server_costs(counts):
     """What each reply cost the server, from the counts of its last line: CPU time
-    (user + system, µs) and context switches (voluntary + involuntary), per
+    (user + system, µs) and sleeps (voluntary context switches: a thread of the
+    server waited; the involuntary ones are other programs taking the CPU), per
     response; None where the server did not say."""
     n = (counts or {}).get("responses")
     if not n or "cpu_s" not in counts:
-        return {"cpu_us": None, "switches": None}
-    return {"cpu_us": counts["cpu_s"] * 1e6 / n, "switches": (counts["voluntary_cs"] + counts["involuntary_cs"]) / n}
+        return {"cpu_us": None, "sleeps": None}
+    return {"cpu_us": counts["cpu_s"] * 1e6 / n, "sleeps": counts["voluntary_cs"] / n}
 
 
 def service_rows(lines, experiment, configs, rounds, baseline=None):
@@ -450,7 +451,7 @@ def service_md(rows, names, baseline=None):
     the median of the rounds with its 95% interval, and the ratio to the baseline."""
     vary = varying(rows, names) or list(names)
     bcol = [f"× {', '.join(str(v) for v in baseline.values())}"] if baseline else []
-    head = vary + ["runs", "requests/s (95% interval)", "min–max"] + bcol + ["p50 ms", "p99 ms", "max ms", "server CPU µs/reply", "switches/reply", "errors"]
+    head = vary + ["runs", "requests/s (95% interval)", "min–max"] + bcol + ["p50 ms", "p99 ms", "max ms", "server CPU µs/reply", "sleeps/reply", "errors"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join([":--"] * len(vary) + ["--:"] * (len(head) - len(vary))) + "|"]
 
     def ms(key, r):
@@ -465,6 +466,6 @@ def service_md(rows, names, baseline=None):
         cells += [fmt(r["ratio"])] if baseline else []
         errors = None if m["errors"] is None else m["errors"] + (m["non2xx"] or 0)
         cells += [ms("p50_us", r), ms("p99_us", r), fmt(m["max_us"] / 1000 if m["max_us"] is not None else None)]
-        cells += [fmt(m["cpu_us"]), fmt(m["switches"]), fmt(errors)]
+        cells += [fmt(m["cpu_us"]), fmt(m["sleeps"]), fmt(errors)]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"

@@ -472,8 +472,8 @@ def test_wrk_figures_come_from_the_lua_line():
     assert data.parse_counts('listening\n{"requests": 3}\n') == {"requests": 3}
     assert data.parse_counts("") is None
     costs = data.server_costs({"responses": 1000, "cpu_s": 0.02, "voluntary_cs": 400, "involuntary_cs": 100})
-    assert costs == {"cpu_us": 20.0, "switches": 0.5}
-    assert data.server_costs(None) == {"cpu_us": None, "switches": None}
+    assert costs == {"cpu_us": 20.0, "sleeps": 0.4}
+    assert data.server_costs(None) == {"cpu_us": None, "sleeps": None}
 
 
 def test_service_rows_pair_each_round_with_the_baseline():
@@ -492,7 +492,7 @@ def test_service_rows_pair_each_round_with_the_baseline():
     assert a["metrics"]["p99_us"] == 55
     md = data.service_md(rows, ["server", "connections"], {"server": "a"}).splitlines()
     assert md[0] == (
-        "| server | runs | requests/s (95% interval) | min–max | × a | p50 ms | p99 ms | max ms | server CPU µs/reply | switches/reply | errors |"
+        "| server | runs | requests/s (95% interval) | min–max | × a | p50 ms | p99 ms | max ms | server CPU µs/reply | sleeps/reply | errors |"
     )
     assert md[3].startswith("| b | 2 | 350 (n=2) | 300–400 | 2.5 | 0.01 (n=2) | 0.025 (n=2) |")
 
@@ -656,7 +656,8 @@ def test_a_service_is_reachable_inside_its_block_and_gone_after(mode):
 
 def test_what_a_service_prints_after_its_first_line_is_kept():
     r = proc.Runner()
-    script = SERVER.replace("while True:", "signal.signal(signal.SIGTERM, lambda *a: (print('bye', flush=True), sys.exit(0)))\nwhile True:")
+    bye = "signal.signal(signal.SIGTERM, lambda *a: (print('bye', flush=True), sys.exit(0)))\n"
+    script = SERVER.replace("s = socket.socket()", bye + "s = socket.socket()")
     with proc.Service(r, [sys.executable, "-c", script, "polite"]) as svc:
         pass
     assert svc.tail == "bye\n"
