@@ -423,16 +423,28 @@ def run_service(run, chapter, name, exp):
     table = data.service_md(rows, names, exp["baseline"])
     run.out.write(f"{base}.md", table)
     part += [table.rstrip("\n"), ""]
+    note = (
+        "requests/s, p50 and p99: the median of the rounds and its 95% interval. server CPU µs/reply: the "
+        "server's CPU time (user + system) over its replies; sleeps/reply: its voluntary context switches "
+        "(a thread of it waited) over its replies; both medians of the rounds, and both much less moved than "
+        "requests/s by other programs on the machine."
+    )
     if exp["baseline"]:
         b = ", ".join(str(v) for v in exp["baseline"].values())
-        part += [f"`× {b}`: requests/s over {b}'s at the same other parameters, round by round, then the median (above 1: more requests than {b}).", ""]
+        note = f"`× {b}`: requests/s over {b}'s at the same other parameters, round by round, then the median (above 1: more requests than {b}). " + note
+    part += [note, ""]
     if exp["chart"].get("kind", "lines") == "lines" and len(params.get(cparam, [])) > 1:
         series = "server" if "server" in names else None
-        for suffix, value, ylabel in (("", "ops_per_s", "requests/s (median)"), ("-p99", "metric:p99_us", "p99 latency, µs (wrk, closed loop)")):
+        charts = (
+            ("", "ops_per_s", "requests/s (median)", "", 0),
+            ("-p99", "metric:p99_us", "p99 latency, µs (wrk, closed loop)", ": p99 latency", 1),
+            ("-cpu", "metric:cpu_us", "server CPU time per reply, µs", ": the server's CPU time per reply", 1),
+        )
+        for suffix, value, ylabel, what, logy in charts:
             tsv = data.lines_tsv(rows, cparam, series, value)
             run.out.write(f"{base}{suffix}.chart.tsv", tsv)
-            t = title if not suffix else f"{title}: p99 latency"
-            chart_vars = {"xlabel": cparam, "ylabel": ylabel, "logx": 1, "logy": int(bool(suffix)), "ideal": 0}
+            t = title + what
+            chart_vars = {"xlabel": cparam, "ylabel": ylabel, "logx": 1, "logy": logy, "ideal": 0}
             if run.draw("lines", run.out / f"{base}{suffix}.chart.tsv", f"{base}{suffix}", t, chart_vars):
                 part += [f"![{t}]({base}{suffix}.png)", "", f"[SVG]({base}{suffix}.svg) · chart data [{base}{suffix}.chart.tsv]({base}{suffix}.chart.tsv)", ""]
             else:
