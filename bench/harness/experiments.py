@@ -438,7 +438,7 @@ def run_service(run, chapter, name, exp):
         charts = (
             ("", "ops_per_s", "requests/s (median)", "", 0),
             ("-p99", "metric:p99_us", "p99 latency, µs (wrk, closed loop)", ": p99 latency", 1),
-            ("-cpu", "metric:cpu_us", "server CPU time per reply, µs", ": the server's CPU time per reply", 1),
+            ("-cpu", "metric:cpu_us", "server CPU time per reply, µs", ": server CPU time per reply", 1),
         )
         for suffix, value, ylabel, what, logy in charts:
             tsv = data.lines_tsv(rows, cparam, series, value)
