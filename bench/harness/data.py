@@ -280,7 +280,10 @@ def value_of(row, value):
 
 def value_samples(row, value):
     """The samples behind a row's plotted value: one per round (ns_op, median_s,
-    ops_per_s, speedup) or one per --json run (inproc_ns_op, metric:NAME)."""
+    ops_per_s, speedup) or one per --json run (inproc_ns_op, metric:NAME); a
+    service experiment's row keeps each round's figures in round_values."""
+    if "round_values" in row:
+        return [v for v in row["round_values"].get(value, []) if v is not None]
     times, ops = row["times"], row["ops"]
     if value == "median_s":
         return times
@@ -411,7 +414,8 @@ def server_costs(counts):
 
 def service_rows(lines, experiment, configs, rounds, baseline=None):
     """One row per configuration of a service experiment, from its runs' lines
-    (one per round; a missing round is None in round_values): the median
+    (one per round; a missing round is None in round_values, which keeps
+    requests/s as ops_per_s and the others as metric:NAME): the median
     requests/s with its range, the medians of the latency figures, and against
     a baseline ({param: value}) each round's requests/s over the baseline's in
     the same round, and their median (above 1: more requests than the baseline)."""
@@ -421,7 +425,7 @@ def service_rows(lines, experiment, configs, rounds, baseline=None):
         by_rep = {m["_bench"]["rep"]: m for m in ms}
         rps = [by_rep[r]["ops_per_s"] if r in by_rep else None for r in range(1, rounds + 1)]
         got = [x for x in rps if x is not None]
-        per = {k: [by_rep[r]["metrics"].get(k) if r in by_rep else None for r in range(1, rounds + 1)] for k in ("p50_us", "p99_us")}
+        per = {f"metric:{k}": [by_rep[r]["metrics"].get(k) if r in by_rep else None for r in range(1, rounds + 1)] for k in SERVICE_METRICS}
         rows.append(
             {
                 "params": cfg,
@@ -455,7 +459,7 @@ def service_md(rows, names, baseline=None):
     out = ["| " + " | ".join(head) + " |", "|" + "|".join([":--"] * len(vary) + ["--:"] * (len(head) - len(vary))) + "|"]
 
     def ms(key, r):
-        xs = [x / 1000 for x in r["round_values"][key] if x is not None]
+        xs = [x / 1000 for x in r["round_values"][f"metric:{key}"] if x is not None]
         return fmt_estimate(estimate(xs)) if xs else "–"
 
     for r in rows:

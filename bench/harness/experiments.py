@@ -444,8 +444,8 @@ def run_service(run, chapter, name, exp):
             tsv = data.lines_tsv(rows, cparam, series, value)
             run.out.write(f"{base}{suffix}.chart.tsv", tsv)
             t = title + what
-            chart_vars = {"xlabel": cparam, "ylabel": ylabel, "logx": 1, "logy": logy, "ideal": 0}
-            if run.draw("lines", run.out / f"{base}{suffix}.chart.tsv", f"{base}{suffix}", t, chart_vars):
+            chart_vars = {"xlabel": cparam, "ylabel": ylabel, "logx": 1, "logy": logy, "ideal": 0, "errors": 1}
+            if run.draw("lines", run.out / f"{base}{suffix}.chart.tsv", f"{base}{suffix}", t, chart_vars, chapter=ch):
                 part += [f"![{t}]({base}{suffix}.png)", "", f"[SVG]({base}{suffix}.svg) · chart data [{base}{suffix}.chart.tsv]({base}{suffix}.chart.tsv)", ""]
             else:
                 run.fail(ch, name, "gnuplot could not draw plots/lines.gp")

@@ -490,6 +490,9 @@ def test_service_rows_pair_each_round_with_the_baseline():
     assert b["round_values"]["ops_per_s"] == [300.0, 400.0, None]  # round 3 of b is missing
     assert b["ratios"] == [3.0, 2.0, None] and b["ratio"] == 2.5 and a["ratio"] == 1.0
     assert a["metrics"]["p99_us"] == 55
+    tsv = data.lines_tsv(rows, "connections", "server", "metric:p99_us").splitlines()
+    assert tsv[0] == "connections\ta\tb\ta lo\tb lo\ta hi\tb hi"  # each point with its interval (none below 6)
+    assert tsv[1] == "10\t55\t25\t55\t25\t55\t25"
     md = data.service_md(rows, ["server", "connections"], {"server": "a"}).splitlines()
     assert md[0] == (
         "| server | runs | requests/s (95% interval) | min–max | × a | p50 ms | p99 ms | max ms | server CPU µs/reply | sleeps/reply | errors |"
