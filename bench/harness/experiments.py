@@ -433,7 +433,8 @@ def run_service(run, chapter, name, exp):
         b = ", ".join(str(v) for v in exp["baseline"].values())
         note = f"`× {b}`: requests/s over {b}'s at the same other parameters, round by round, then the median (above 1: more requests than {b}). " + note
     part += [note, ""]
-    if exp["chart"].get("kind", "lines") == "lines" and len(params.get(cparam, [])) > 1:
+    charted = [r for r in rows if r["runs"]]  # a point not run has no line to be on
+    if exp["chart"].get("kind", "lines") == "lines" and len({r["params"][cparam] for r in charted}) > 1:
         series = "server" if "server" in names else None
         charts = (
             ("", "ops_per_s", "requests/s (median)", "", 0),
@@ -441,7 +442,7 @@ def run_service(run, chapter, name, exp):
             ("-cpu", "metric:cpu_us", "server CPU time per reply, µs", ": server CPU time per reply", 1),
         )
         for suffix, value, ylabel, what, logy in charts:
-            tsv = data.lines_tsv(rows, cparam, series, value)
+            tsv = data.lines_tsv(charted, cparam, series, value)
             run.out.write(f"{base}{suffix}.chart.tsv", tsv)
             t = title + what
             chart_vars = {"xlabel": cparam, "ylabel": ylabel, "logx": 1, "logy": logy, "ideal": 0, "errors": 1}

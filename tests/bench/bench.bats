@@ -194,11 +194,14 @@ setup() {
     run --separate-stderr "$RUN" --experiments "$FIXTURES/service" --only race \
         --build "$CONCLAB_BUILD" --out "$out"
     [ "$status" -eq 0 ] || fail "exit $status: $stderr"
-    # two servers x one point x two rounds: four wrk runs, each with the server's counts
+    # two servers x two points x two rounds: eight wrk runs, each with the server's counts
     run jq -sr 'map(select(._bench.experiment == "http")) |
-        map("\(._bench.params.server) \(._bench.rep) \(.ops > 0) \(.metrics.server_responses >= .ops)") | join(",")' \
+        map("\(._bench.params.server)@\(._bench.params.connections) \(._bench.rep) \(.ops > 0) \(.metrics.server_responses >= .ops)") | join(",")' \
         "$out/race.metrics.jsonl"
-    [ "$output" = "threads 1 true true,loop 1 true true,threads 2 true true,loop 2 true true" ]
+    [ "$output" = "threads@4 1 true true,loop@4 1 true true,threads@8 1 true true,loop@8 1 true true,threads@4 2 true true,loop@4 2 true true,threads@8 2 true true,loop@8 2 true true" ] || fail "$output"
+    for chart in race-http race-http-p99 race-http-cpu; do
+        grep -q '<svg' "$out/$chart.svg" || fail "no $chart.svg"
+    done
     grep -q '^| server | connections | runs | requests/s (95% interval)' "$out/REPORT.md"
     grep -q 'Not run: `server=absent connections=4`: `conclab-no-such-server` is not installed' "$out/REPORT.md"
     grep -q 'Not run: `server=threads connections=100000000`: needs 200000200 open files' "$out/REPORT.md"
