@@ -121,10 +121,10 @@ struct cl_serve {
  * SIGINT: at once), listens on 127.0.0.1 at a free port and prints
  * `listening 127.0.0.1:PORT` as its first line, runs, then prints one JSON line of
  * its counts, its CPU time (cpu_s, user and system) and its context switches
- * (voluntary_cs, involuntary_cs). Call it before any other thread exists (the signals must be blocked
- * in all of them). The exit status: 0, 130 after SIGINT, 1 if it could not start
- * (one line on stderr). max_connections must already be checked against
- * cl_server_max_connections. */
+ * (voluntary_cs, involuntary_cs). Call it before any other thread exists (the
+ * signals must be blocked in all of them). The exit status: 0, 130 after SIGINT,
+ * 1 if it could not start (one line on stderr). max_connections must already be
+ * checked against cl_server_max_connections. */
 int cl_server_serve(struct cl_serve *s);
 
 #endif

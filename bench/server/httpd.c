@@ -5,8 +5,8 @@
  *         [--drain-ms N] [--connections N]
  *
  * Its first line is `listening 127.0.0.1:PORT`; its last, when it stops, one JSON
- * object of its counts, its CPU time and its context switches. SIGTERM (or its parent's death, or --duration) stops it
- * gracefully, SIGINT at once (exit 130). */
+ * object of its counts, its CPU time and its context switches. SIGTERM (or its
+ * parent's death, or --duration) stops it gracefully, SIGINT at once (exit 130). */
 #include <stdio.h>
 
 #include "args.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# shellcheck disable=SC2154 # status, output, lines, stderr: set by bats's run
 # The HTTP server (bench/server/httpd) in each design, and CPython's asyncio one
 # beside it: every reply checked by the small client (http-client), the
 # server's own counts, its first and last lines, SIGTERM, SIGINT, --duration and
