@@ -5,10 +5,11 @@ files (the callers write what these return)."""
 import csv
 import io
 import itertools
+import json
 import math
 import statistics
 
-from .stats import estimate, fmt, median
+from .stats import estimate, fmt, fmt_estimate, median
 
 
 # ---------------------------------------------------------- configurations
@@ -279,7 +280,10 @@ def value_of(row, value):
 
 def value_samples(row, value):
     """The samples behind a row's plotted value: one per round (ns_op, median_s,
-    ops_per_s, speedup) or one per --json run (inproc_ns_op, metric:NAME)."""
+    ops_per_s, speedup) or one per --json run (inproc_ns_op, metric:NAME); a
+    service experiment's row keeps each round's figures in round_values."""
+    if "round_values" in row:
+        return [v for v in row["round_values"].get(value, []) if v is not None]
     times, ops = row["times"], row["ops"]
     if value == "median_s":
         return times
@@ -352,3 +356,120 @@ def lines_tsv(rows, x, series, value):
             points[key] = value_of(r, value)
             intervals[key] = interval_of(r, value)
     return wide_tsv(x, ser, points, intervals)
+
+
+# ------------------------------------------------------- service experiments
+def parse_wrk(text):
+    """The figures of one wrk run, from the JSON line bench/server/wrk-json.lua
+    prints at its end: {requests, duration_s, ops_per_s, p50_us, p90_us, p99_us,
+    max_us, mean_us, errors (socket errors and timeouts), non2xx}; None if absent."""
+    for line in reversed(text.splitlines()):
+        if line.startswith('{"wrk":'):
+            try:
+                w = json.loads(line)["wrk"]
+            except (ValueError, KeyError):
+                return None
+            e, lat = w["errors"], w["latency_us"]
+            secs = w["duration_us"] / 1e6
+            return {
+                "requests": w["requests"],
+                "duration_s": secs,
+                "ops_per_s": w["requests"] / secs if secs > 0 else None,
+                "p50_us": lat["p50"],
+                "p90_us": lat["p90"],
+                "p99_us": lat["p99"],
+                "max_us": lat["max"],
+                "mean_us": lat["mean"],
+                "errors": e["connect"] + e["read"] + e["write"] + e["timeout"],
+                "non2xx": e["status"],
+            }
+    return None
+
+
+def parse_counts(tail):
+    """A server's counts: the last JSON object it printed after its first line."""
+    for line in reversed(tail.splitlines()):
+        try:
+            o = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(o, dict):
+            return o
+    return None
+
+
+SERVICE_METRICS = ["p50_us", "p90_us", "p99_us", "max_us", "errors", "non2xx", "cpu_us", "sleeps"]
+
+
+def server_costs(counts):
+    """What each reply cost the server, from the counts of its last line: CPU time
+    (user + system, µs) and sleeps (voluntary context switches: a thread of the
+    server waited; the involuntary ones are other programs taking the CPU), per
+    response; None where the server did not say."""
+    n = (counts or {}).get("responses")
+    if not n or "cpu_s" not in counts:
+        return {"cpu_us": None, "sleeps": None}
+    return {"cpu_us": counts["cpu_s"] * 1e6 / n, "sleeps": counts["voluntary_cs"] / n}
+
+
+def service_rows(lines, experiment, configs, rounds, baseline=None):
+    """One row per configuration of a service experiment, from its runs' lines
+    (one per round; a missing round is None in round_values, which keeps
+    requests/s as ops_per_s and the others as metric:NAME): the median
+    requests/s with its range, the medians of the latency figures, and against
+    a baseline ({param: value}) each round's requests/s over the baseline's in
+    the same round, and their median (above 1: more requests than the baseline)."""
+    rows = []
+    for cfg in configs:
+        ms = metrics_of(lines, experiment, cfg)
+        by_rep = {m["_bench"]["rep"]: m for m in ms}
+        rps = [by_rep[r]["ops_per_s"] if r in by_rep else None for r in range(1, rounds + 1)]
+        got = [x for x in rps if x is not None]
+        per = {f"metric:{k}": [by_rep[r]["metrics"].get(k) if r in by_rep else None for r in range(1, rounds + 1)] for k in SERVICE_METRICS}
+        rows.append(
+            {
+                "params": cfg,
+                "runs": len(got),
+                "ops_per_s": median(got),
+                "ops_per_s_min": min(got) if got else None,
+                "ops_per_s_max": max(got) if got else None,
+                "round_values": {"ops_per_s": rps} | per,
+                "metrics": {k: median((m.get("metrics") or {}).get(k) for m in ms) for k in SERVICE_METRICS},
+                "tags": [],
+                "ok": bool(got),
+            }
+        )
+    for row in rows:
+        row["ratios"], row["ratio"] = None, None
+        if baseline:
+            b = baseline_row(rows, row, baseline)
+            if b is not None:
+                pairs = zip(row["round_values"]["ops_per_s"], b["round_values"]["ops_per_s"])
+                row["ratios"] = [x / y if x is not None and y else None for x, y in pairs]
+                row["ratio"] = median(row["ratios"])
+    return rows
+
+
+def service_md(rows, names, baseline=None):
+    """A service experiment's Markdown table: requests/s and p50/p99 latency, each
+    the median of the rounds with its 95% interval, and the ratio to the baseline."""
+    vary = varying(rows, names) or list(names)
+    bcol = [f"× {', '.join(str(v) for v in baseline.values())}"] if baseline else []
+    head = vary + ["runs", "requests/s (95% interval)", "min–max"] + bcol + ["p50 ms", "p99 ms", "max ms", "server CPU µs/reply", "sleeps/reply", "errors"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join([":--"] * len(vary) + ["--:"] * (len(head) - len(vary))) + "|"]
+
+    def ms(key, r):
+        xs = [x / 1000 for x in r["round_values"][f"metric:{key}"] if x is not None]
+        return fmt_estimate(estimate(xs)) if xs else "–"
+
+    for r in rows:
+        m = r["metrics"]
+        rng = f"{fmt(r['ops_per_s_min'])}–{fmt(r['ops_per_s_max'])}" if r["ops_per_s_min"] is not None else "–"
+        rps = [x for x in r["round_values"]["ops_per_s"] if x is not None]
+        cells = [r["params"][n] for n in vary] + [str(r["runs"]), fmt_estimate(estimate(rps)) if rps else "–", rng]
+        cells += [fmt(r["ratio"])] if baseline else []
+        errors = None if m["errors"] is None else m["errors"] + (m["non2xx"] or 0)
+        cells += [ms("p50_us", r), ms("p99_us", r), fmt(m["max_us"] / 1000 if m["max_us"] is not None else None)]
+        cells += [fmt(m["cpu_us"]), fmt(m["sleeps"]), fmt(errors)]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"

@@ -6,14 +6,16 @@ Every kind gets `run` (the Run of bench/harness/cli.py: runner, out, say, fail,
 draw, metrics), the chapter and the experiment's resolved settings."""
 
 import json
+import math
 import os
+import resource
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 from . import data
-from .proc import TIMED_OUT
+from .proc import TIMED_OUT, Service, ServiceError
 
 
 # ------------------------------------------------------------ commands
@@ -192,7 +194,7 @@ def run_hyperfine(run, chapter, name, exp):
         metrics_runs(run, chapter, name, exp, argvs, configs, cnames)
     rounds, rc = hyperfine_rounds(run, base, exp, cnames, [shlex.join(a) for a in argvs])
 
-    ps = "".join(f"`{p}` = {', '.join(v)}; " for p, v in params.items())
+    ps = "; ".join(f"`{p}` = {', '.join(v)}" for p, v in params.items())
     warm = "after one warm-up " if exp["warmup"] == 1 else f"after {exp['warmup']} warm-up runs " if exp["warmup"] else ""
     mruns = f"metrics: median of {exp['metrics_runs']} `--json` runs per configuration." if exp["metrics_runs"] else "no `--json` runs."
     part += [
@@ -304,7 +306,155 @@ def run_trace(run, chapter, name, exp):
     return part + [f"**FAILED**: no chart. Trace: [{file}]({file})", ""]
 
 
-KINDS = {"hyperfine": run_hyperfine, "trace": run_trace}
+# ---------------------------------------------------------------- service
+WRK_LUA = "bench/server/wrk-json.lua"  # wrk's summary as one JSON line
+
+
+def open_files():
+    """Raise this process's RLIMIT_NOFILE soft limit to the hard one (its children,
+    wrk and the servers, inherit it); the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard if hard != resource.RLIM_INFINITY else 1 << 30
+
+
+def files_needed(connections):
+    """Open files a point needs: wrk's sockets and the server's, with room to spare."""
+    return 2 * connections + 200
+
+
+def run_service(run, chapter, name, exp):
+    """Each configuration (a server and the parameters) in `rounds` interleaved
+    rounds: the server started in its own process group (pinned to CPU 0), then
+    `wrk -t1` (pinned to CPU 1) for `duration` seconds, then SIGTERM to the server,
+    2 s, and SIGKILL to what is left (proc.Service; Ctrl-C does the same). wrk's
+    figures and the server's counts go to <chapter>.metrics.jsonl, one line a run."""
+    ch, base = chapter.name, f"{chapter.name}-{name}"
+    part, title = header(chapter, name, exp)
+    if not installed("wrk") or (exp["pin"] and not installed("taskset")):
+        run.say("  skipped: wrk is not installed")
+        return part + ["Skipped: `wrk` is not installed (Debian: `apt-get install wrk`).", ""]
+    values = run.builtins(chapter)
+    params = {p: data.expand_values(v, chapter.variants, run.nproc) for p, v in exp["params"].items()}
+    names = list(params)
+    configs = data.configurations(params, exp["exclude"])
+    limit = open_files()
+    cparam = exp["connections"]
+    skip = {}
+    for i, c in enumerate(configs):
+        need = files_needed(int(c[cparam]))
+        if need > limit:
+            skip[i] = f"needs {need} open files (2 × {cparam} + 200), the limit here is {limit}"
+    pin = exp["pin"] and run.nproc >= 2
+    dur = float(exp["duration"])
+    whole = dur >= 1 and dur == int(dur)
+    lua = str(Path(values["source"]) / WRK_LUA)
+    cnames = [" ".join(f"{k}={v}" for k, v in c.items()) for c in configs]
+    ch_lines = [m for m in run.metrics[ch] if m["_bench"]["experiment"] != name]
+    new = []
+    run.say(f"  service: {len(configs) - len(skip)} configurations x {exp['rounds']} rounds of wrk for {dur:g} s, interleaved")
+    for rnd in range(1, exp["rounds"] + 1):
+        for i, cfg in enumerate(configs):
+            if i in skip:
+                continue
+            server = expand(exp["servers"][cfg["server"]], values | cfg)
+            if not installed(server[0]):
+                skip[i] = f"`{Path(server[0]).name}` is not installed"
+                continue
+            argv = (["taskset", "-c", "0"] if pin else []) + server
+            wrk = ["wrk", "-t1", "-c", cfg[cparam], "-d", f"{int(dur) if whole else math.ceil(dur) + 5}s"]
+            svc = Service(run.runner, argv)
+            try:
+                with svc:
+                    url = f"http://{svc.host}:{svc.port}/"
+                    load = (["taskset", "-c", "1"] if pin else []) + wrk + ["--latency", "-s", lua, url]
+                    r = run.runner.run(load, timeout=dur + 30, interrupt_after=None if whole else dur)
+            except ServiceError as e:
+                rc = svc.proc.returncode if svc.proc is not None else None
+                if rc == 2:  # the server refused its flags: e.g. a design not built here
+                    skip[i] = f"the server exited 2: {e}"
+                else:
+                    run.fail(ch, name, f"{cnames[i]}: {e}")
+                    skip[i] = "failed to start"
+                continue
+            w = data.parse_wrk(r.out)
+            counts = data.parse_counts(svc.tail)
+            if w is None:
+                run.fail(ch, name, f"{cnames[i]}, round {rnd}: wrk exited {r.rc} without its summary: {(r.err.splitlines() or [''])[0]}")
+                continue
+            if w["errors"] or w["non2xx"]:
+                run.fail(ch, name, f"{cnames[i]}, round {rnd}: wrk saw {w['errors']} socket errors and {w['non2xx']} non-2xx replies")
+            if counts is None or counts.get("responses", 0) < w["requests"]:
+                run.fail(ch, name, f"{cnames[i]}, round {rnd}: the server's counts {counts} are below wrk's {w['requests']} replies")
+            line = {
+                "ops": w["requests"],
+                "wall_s": w["duration_s"],
+                "ops_per_s": w["ops_per_s"],
+                "metrics": {k: w[k] for k in data.SERVICE_METRICS if k in w}
+                | data.server_costs(counts)
+                | {f"server_{k}": v for k, v in (counts or {}).items() if isinstance(v, (int, float))},
+                "_bench": {"experiment": name, "params": cfg, "rep": rnd, "exit": r.rc},
+            }
+            new.append(line)
+    run.metrics[ch] = ch_lines + new
+    with run.out.atomic(f"{ch}.metrics.jsonl") as f:
+        for m in run.metrics[ch]:
+            f.write(json.dumps(m) + "\n")
+
+    shown_servers = "; ".join(f"`{k}`: `{shown(v, ch)}`" for k, v in exp["servers"].items() if k in params.get("server", []))
+    ps = "; ".join(f"`{p}` = {', '.join(v)}" for p, v in params.items())
+    pinning = "the server pinned to CPU 0 and wrk to CPU 1 (`taskset`)" if pin else "not pinned (fewer than 2 CPUs)"
+    how = f"`wrk -d {int(dur)}s`" if whole else "wrk stopped by SIGINT, after which it reports as at the end of `-d`"
+    part += [
+        f"Servers: {shown_servers}. Parameters: {ps}.",
+        f"Load: `wrk -t1 -c {{{cparam}}} --latency` for {dur:g} s per run ({how}), {pinning}; "
+        f"{exp['rounds']} interleaved rounds, a fresh server each run, stopped with SIGTERM. wrk is a closed "
+        "loop: each connection sends its next request only when the last reply is in, so its latency "
+        "leaves out the requests a slow server kept from being sent (coordinated omission).",
+        "",
+    ]
+    for i in sorted(skip):
+        part.append(f"- Not run: `{cnames[i]}`: {skip[i]}.")
+    if skip:
+        part.append("")
+    rows = [r for r in data.service_rows(run.metrics[ch], name, configs, exp["rounds"], exp["baseline"])]
+    run.out.write_json(f"{base}.rows.json", rows)
+    table = data.service_md(rows, names, exp["baseline"])
+    run.out.write(f"{base}.md", table)
+    part += [table.rstrip("\n"), ""]
+    note = (
+        "requests/s, p50 and p99: the median of the rounds and its 95% interval. server CPU µs/reply: the "
+        "server's CPU time (user + system) over its replies; sleeps/reply: its voluntary context switches "
+        "(a thread of it waited) over its replies; both medians of the rounds, and both much less moved than "
+        "requests/s by other programs on the machine."
+    )
+    if exp["baseline"]:
+        b = ", ".join(str(v) for v in exp["baseline"].values())
+        note = f"`× {b}`: requests/s over {b}'s at the same other parameters, round by round, then the median (above 1: more requests than {b}). " + note
+    part += [note, ""]
+    charted = [r for r in rows if r["runs"]]  # a point not run has no line to be on
+    if exp["chart"].get("kind", "lines") == "lines" and len({r["params"][cparam] for r in charted}) > 1:
+        series = "server" if "server" in names else None
+        charts = (
+            ("", "ops_per_s", "requests/s (median)", "", 0),
+            ("-p99", "metric:p99_us", "p99 latency, µs (wrk, closed loop)", ": p99 latency", 1),
+            ("-cpu", "metric:cpu_us", "server CPU time per reply, µs", ": server CPU time per reply", 1),
+        )
+        for suffix, value, ylabel, what, logy in charts:
+            tsv = data.lines_tsv(charted, cparam, series, value)
+            run.out.write(f"{base}{suffix}.chart.tsv", tsv)
+            t = title + what
+            chart_vars = {"xlabel": cparam, "ylabel": ylabel, "logx": 1, "logy": logy, "ideal": 0, "errors": 1}
+            if run.draw("lines", run.out / f"{base}{suffix}.chart.tsv", f"{base}{suffix}", t, chart_vars, chapter=ch):
+                part += [f"![{t}]({base}{suffix}.png)", "", f"[SVG]({base}{suffix}.svg) · chart data [{base}{suffix}.chart.tsv]({base}{suffix}.chart.tsv)", ""]
+            else:
+                run.fail(ch, name, "gnuplot could not draw plots/lines.gp")
+    part += [f"Files: [table]({base}.md) · [rows JSON]({base}.rows.json) · [metrics]({ch}.metrics.jsonl)", ""]
+    return part
+
+
+KINDS = {"hyperfine": run_hyperfine, "trace": run_trace, "service": run_service}
 
 
 # ------------------------------------------------------------ the hangs

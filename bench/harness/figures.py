@@ -108,6 +108,8 @@ class Summary:
     def per_round(self, exp, sel, of):
         """[value per round] from hyperfine: time (s), ns_op or ops_per_s."""
         r = self.row(exp, sel)
+        if r is not None and "round_values" in r:  # a service experiment: each round's own figure
+            return list(r["round_values"].get(of) or [])
         if r is None or not r["ok"] or (of != "time" and not r["ops"]):
             return []
         ops = r["ops"]

@@ -100,9 +100,11 @@ class Runner:
         self._groups[p.pid] = p
         return p
 
-    def run(self, argv, timeout=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE):
+    def run(self, argv, timeout=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE, interrupt_after=None):
         """Run argv to its end (or kill its group after timeout s: status 124).
-        stdout/stderr: PIPE (returned as text) or an open file."""
+        stdout/stderr: PIPE (returned as text) or an open file. interrupt_after:
+        send SIGINT to the program itself after that many seconds (wrk then ends
+        its run and reports it, as at the end of its -d)."""
         t0 = time.monotonic()
         with self._timed():
             try:
@@ -110,7 +112,15 @@ class Runner:
             except OSError as e:
                 return Result(list(argv), 127, "", f"{argv[0]}: {e.strerror}", 0.0)
             try:
-                out, err = p.communicate(timeout=timeout)
+                if interrupt_after is not None:
+                    try:
+                        out, err = p.communicate(timeout=interrupt_after)
+                    except subprocess.TimeoutExpired:
+                        p.send_signal(signal.SIGINT)
+                        left = None if timeout is None else max(timeout - interrupt_after, 0.1)
+                        out, err = p.communicate(timeout=left)
+                else:
+                    out, err = p.communicate(timeout=timeout)
                 rc = p.returncode
             except subprocess.TimeoutExpired:
                 stop_group(p.pid, signal.SIGTERM, grace=5.0, proc=p)
@@ -134,8 +144,10 @@ class Service:
 
     It must print `listening HOST:PORT` as its first line; the block starts once a
     TCP connection to it succeeds. Leaving the block (normally, on an error or on
-    Ctrl-C) sends SIGTERM to the group, waits up to 2 s, then kills what is left.
-    The extension point for experiments against a server (bench/README.md)."""
+    Ctrl-C) sends SIGTERM to the group, waits up to 2 s, then kills what is left;
+    what the server printed after its first line is then in `tail` (a server
+    prints its counts there). The `service` experiment kind runs wrk inside it
+    (bench/harness/experiments.py)."""
 
     LISTENING = re.compile(r"listening (\d{1,3}(?:\.\d{1,3}){3}):(\d+)")
 
@@ -143,6 +155,7 @@ class Service:
         self.runner, self.argv = runner, list(argv)
         self.ready_timeout, self.stop_grace = ready_timeout, stop_grace
         self.host, self.port, self.proc = None, None, None
+        self.tail = ""
 
     def __enter__(self):
         self._cm = self.runner._timed()
@@ -177,6 +190,10 @@ class Service:
             if self.proc is not None:
                 stop_group(self.proc.pid, signal.SIGTERM, grace=self.stop_grace, proc=self.proc)
                 self.proc.wait()
+                try:
+                    self.tail = self.proc.stdout.read()
+                except (OSError, ValueError):
+                    self.tail = ""
                 self.proc.stdout.close()
                 self.runner._groups.pop(self.proc.pid, None)
         finally:

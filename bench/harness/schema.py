@@ -10,8 +10,8 @@ from pathlib import Path
 
 from .stats import parse_goal
 
-KINDS = ("hyperfine", "trace")  # bench/harness/experiments.py: KINDS
-CHARTS = {"hyperfine": ("bars", "lines", "speedup", "none"), "trace": ("timeline", "series", "none")}
+KINDS = ("hyperfine", "trace", "service")  # bench/harness/experiments.py: KINDS
+CHARTS = {"hyperfine": ("bars", "lines", "speedup", "none"), "trace": ("timeline", "series", "none"), "service": ("lines", "none")}
 VALUES = ("ns_op", "median_s", "ops_per_s", "inproc_ns_op", "speedup")
 # the figures' sources: per round (hyperfine) or per --json run (metrics)
 ROUND_OF = ("ns_op", "time", "ops_per_s")
@@ -30,7 +30,8 @@ EXPERIMENT = {
     "kind": "str", "title": "str", "description": "str", "command": "str", "params": "params",
     "rounds": "posint", "warmup": "nat", "metrics_runs": "nat", "metrics": "strlist",
     "baseline": "sel", "exit": "int", "timeout": "num", "exclude": "sellist", "chart": "chart",
-    "trace_file": "str", "quick": "quick",
+    "trace_file": "str", "quick": "quick", "servers": "strtable", "duration": "posnum", "pin": "bool",
+    "connections": "str",
 }  # fmt: skip
 QUICK = {k: t for k, t in EXPERIMENT.items() if k not in ("kind", "quick")} | {"skip": "bool"}
 CHART = {
@@ -46,7 +47,10 @@ FIGURE = {
 DEFAULTS = {
     "kind": "hyperfine", "description": "", "params": {}, "warmup": 1, "metrics_runs": 5,
     "metrics": [], "baseline": None, "exit": 0, "timeout": 60, "exclude": [], "chart": {},
+    "pin": True, "connections": "connections",
 }  # fmt: skip
+# keys that only some kinds take
+ONLY = {"servers": "service", "duration": "service", "pin": "service", "connections": "service"}
 
 
 class SchemaError(Exception):
@@ -65,6 +69,8 @@ def _check_type(where, t, v):
         "posint": lambda: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
         "nat": lambda: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
         "num": lambda: _scalar(v) and not isinstance(v, str),
+        "posnum": lambda: _scalar(v) and not isinstance(v, str) and v > 0,
+        "strtable": lambda: isinstance(v, dict) and v and all(isinstance(x, str) for x in v.values()),
         "bool": lambda: isinstance(v, bool),
         "strlist": lambda: isinstance(v, list) and all(isinstance(x, str) for x in v),
         "params": lambda: isinstance(v, dict)
@@ -79,6 +85,7 @@ def _check_type(where, t, v):
         return None
     what = {
         "posint": "a positive integer", "nat": "an integer >= 0", "num": "a number", "int": "an integer",
+        "posnum": "a number above 0", "strtable": "a table of NAME = \"command\"",
         "str": "a string", "bool": "true or false", "strlist": "a list of strings",
         "params": "a table of NAME = [values] or NAME = \"@selector\"",
         "sel": "a table of parameter = value (or [values])", "sellist": "a list of tables",
@@ -119,13 +126,28 @@ def _check_experiment(file, name, exp, mode_keys):
     kind = exp.get("kind", "hyperfine")
     if kind not in KINDS:
         raise SchemaError(f"{file}: {where}.kind: '{kind}' is not one of {', '.join(KINDS)}")
-    for req in ("command",) + (("rounds",) if kind == "hyperfine" else ()):
+    required = {"hyperfine": ("command", "rounds"), "trace": ("command",), "service": ("servers", "duration", "rounds")}
+    for req in required[kind]:
         if req not in exp:
             raise SchemaError(f"{file}: {where}.{req} is required{mode_keys}")
+    for k in exp:
+        if k in ONLY and ONLY[k] != kind and not (k in DEFAULTS and exp[k] == DEFAULTS[k]):
+            raise SchemaError(f"{file}: {where}.{k}: only a {ONLY[k]} experiment takes it")
     params = exp.get("params", {})
-    for p in placeholders(exp["command"]):
-        if p not in params and p not in BUILTINS:
-            raise SchemaError(f"{file}: {where}.command: '{{{p}}}' is neither a parameter nor one of {{{'}, {'.join(BUILTINS)}}}")
+    commands = {"command": exp["command"]} if "command" in exp else {}
+    if kind == "service":
+        if "command" in exp:
+            raise SchemaError(f"{file}: {where}.command: a service experiment has servers instead")
+        commands = {f"servers.{k}": v for k, v in exp["servers"].items()}
+        for p in ("server", exp["connections"]):
+            if p not in params:
+                raise SchemaError(f"{file}: {where}.params.{p} is required{mode_keys}")
+        if isinstance(params["server"], str) or not set(map(str, params["server"])) <= set(exp["servers"]):
+            raise SchemaError(f"{file}: {where}.params.server: each value must name one of servers ({', '.join(exp['servers'])})")
+    for key, command in commands.items():
+        for p in placeholders(command):
+            if p not in params and p not in BUILTINS:
+                raise SchemaError(f"{file}: {where}.{key}: '{{{p}}}' is neither a parameter nor one of {{{'}, {'.join(BUILTINS)}}}")
     for sel_name in ("baseline",):
         for k in exp.get(sel_name) or {}:
             if k not in params:

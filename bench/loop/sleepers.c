@@ -76,10 +76,12 @@ int main(int argc, char **argv)
 {
     uint64_t n = 100000, ms = 100;
     struct flag flags[] = {
-        {"tasks", "tasks, each sleeping once", &n, 1, 10000000, NULL},
-        {"sleep-ms", "how long each one sleeps", &ms, 2, 60000, NULL},
+        {"tasks", "tasks, each sleeping once", &n, 1, 10000000, .words = NULL},
+        {"sleep-ms", "how long each one sleeps", &ms, 2, 60000, .words = NULL},
     };
-    int rc = PARSE_FLAGS(argc, argv, "N tasks on one cl_loop thread, each sleeping once.", flags);
+    int rc = PARSE_FLAGS(argc, argv,
+                         "N tasks on one cl_loop thread, each sleeping once. Prints one JSON line.",
+                         flags);
     if (rc >= 0)
         return rc;
 

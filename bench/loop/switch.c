@@ -131,11 +131,13 @@ int main(int argc, char **argv)
     static const char *const cpus[] = {"any", "same", NULL};
     uint64_t mode = 0, cpu = 0, switches = 1000000;
     struct flag flags[] = {
-        {"mode", "what takes turns: two tasks on one loop, or two threads", &mode, 0, 0, modes},
-        {"switches", "hand-offs in all (even)", &switches, 2, 1000000000, NULL},
-        {"cpus", "threads only: where the scheduler may run them", &cpu, 0, 0, cpus},
+        {"mode", "what takes turns: two tasks on one loop, or two threads", &mode, 0, 0,
+         .words = modes},
+        {"switches", "hand-offs in all (even)", &switches, 2, 1000000000, .words = NULL},
+        {"cpus", "threads only: where the scheduler may run them", &cpu, 0, 0, .words = cpus},
     };
-    int rc = PARSE_FLAGS(argc, argv, "A ping-pong between two tasks or two threads.", flags);
+    int rc = PARSE_FLAGS(
+        argc, argv, "A ping-pong between two tasks or two threads. Prints one JSON line.", flags);
     if (rc >= 0)
         return rc;
     switches -= switches % 2;

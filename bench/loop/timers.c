@@ -28,7 +28,7 @@ int main(int argc, char **argv)
     struct timer_bench b;
     int rc = timer_bench_flags(&b, argc, argv,
                                "N one-shot timers on cl_loop, in the shape of libuv's "
-                               "million_timers benchmark.");
+                               "million_timers benchmark. Prints one JSON line.");
     if (rc >= 0)
         return rc;
     struct cl_timer *timers = cl_xcalloc(b.n, sizeof *timers);

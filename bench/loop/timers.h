@@ -26,8 +26,9 @@ static inline int timer_bench_flags(struct timer_bench *b, int argc, char **argv
     b->n = 1000000;
     b->per_ms = 1000;
     struct flag flags[] = {
-        {"timers", "timers to arm and fire", &b->n, 1, 100000000, NULL},
-        {"per-ms", "timers sharing each 1 ms step of deadline", &b->per_ms, 1, 100000000, NULL},
+        {"timers", "timers to arm and fire", &b->n, 1, 100000000, .words = NULL},
+        {"per-ms", "timers sharing each 1 ms step of deadline", &b->per_ms, 1, 100000000,
+         .words = NULL},
     };
     return PARSE_FLAGS(argc, argv, what, flags);
 }

@@ -30,8 +30,9 @@ static void check(int rc, const char *call)
 int main(int argc, char **argv)
 {
     struct timer_bench b;
-    int rc = timer_bench_flags(&b, argc, argv,
-                               "N one-shot timers on libuv: its million_timers benchmark.");
+    int rc = timer_bench_flags(
+        &b, argc, argv,
+        "N one-shot timers on libuv: its million_timers benchmark. Prints one JSON line.");
     if (rc >= 0)
         return rc;
     uv_timer_t *timers = cl_xcalloc(b.n, sizeof *timers);

@@ -188,6 +188,49 @@ setup() {
     grep -q 'Skipped: `conclab-no-such-program` is not installed' "$BATS_TEST_TMPDIR/p/REPORT.md"
 }
 
+@test "a service experiment runs wrk against each server, and no server outlives it" {
+    command -v wrk >/dev/null || skip "wrk is not installed"
+    out="$BATS_TEST_TMPDIR/s"
+    run --separate-stderr "$RUN" --experiments "$FIXTURES/service" --only race \
+        --build "$CONCLAB_BUILD" --out "$out"
+    [ "$status" -eq 0 ] || fail "exit $status: $stderr"
+    # two servers x two points x two rounds: eight wrk runs, each with the server's counts
+    run jq -sr 'map(select(._bench.experiment == "http")) |
+        map("\(._bench.params.server)@\(._bench.params.connections) \(._bench.rep) \(.ops > 0) \(.metrics.server_responses >= .ops)") | join(",")' \
+        "$out/race.metrics.jsonl"
+    [ "$output" = "threads@4 1 true true,loop@4 1 true true,threads@8 1 true true,loop@8 1 true true,threads@4 2 true true,loop@4 2 true true,threads@8 2 true true,loop@8 2 true true" ] || fail "$output"
+    for chart in race-http race-http-p99 race-http-cpu; do
+        grep -q '<svg' "$out/$chart.svg" || fail "no $chart.svg"
+    done
+    grep -q '^| server | connections | runs | requests/s (95% interval)' "$out/REPORT.md"
+    grep -q 'Not run: `server=absent connections=4`: `conclab-no-such-server` is not installed' "$out/REPORT.md"
+    grep -q 'Not run: `server=threads connections=100000000`: needs 200000200 open files' "$out/REPORT.md"
+    jq -e '.checks[0].name == "loop_over_threads" and .checks[0].n == 2' "$out/race.summary.json"
+    ! pgrep -f "$CONCLAB_BUILD/bench/server/httpd" || fail "a server is still running"
+}
+
+@test "Ctrl-C during a service experiment stops wrk and the server at once" {
+    command -v wrk >/dev/null || skip "wrk is not installed"
+    out="$BATS_TEST_TMPDIR/c" t="$BATS_TEST_TMPDIR"
+    # as in the test below: a process group of its own, SIGINT restored by env
+    setsid env --default-signal=INT bash -c 'd=$1; shift; echo $$ >"$d/pgid"; "$@"; echo $? >"$d/status"' _ "$t" \
+        "$RUN" --experiments "$FIXTURES/service-slow" --only race --build "$CONCLAB_BUILD" \
+        --out "$out" 2>/dev/null &
+    # the harness starts wrk and the server in groups of their own, in its session
+    for _ in $(seq 200); do # until wrk runs against the server
+        [ -s "$t/pgid" ] && pgrep -s "$(cat "$t/pgid")" -x wrk >/dev/null && break
+        sleep 0.1
+    done
+    pgid=$(cat "$t/pgid")
+    pgrep -s "$pgid" -x wrk >/dev/null || { pgrep -s "$pgid" | xargs -r kill -KILL; fail "wrk never started"; }
+    kill -INT -- -"$pgid"
+    for _ in $(seq 100); do [ -s "$t/status" ] && break; sleep 0.1; done
+    [ -s "$t/status" ] || { pgrep -s "$pgid" | xargs -r kill -KILL; fail "still running 10 s after Ctrl-C"; }
+    [ "$(cat "$t/status")" -eq 130 ]
+    left=$(pgrep -a -s "$pgid" | grep -v '^[0-9]* bash ' || true)
+    [ -z "$left" ] || { pgrep -s "$pgid" | xargs -r kill -KILL; fail "left running: $left"; }
+}
+
 @test "an interrupted run (Ctrl-C) exits 130 and leaves no half-written file" {
     out="$BATS_TEST_TMPDIR/i" t="$BATS_TEST_TMPDIR"
     # In a process group of its own, so the interrupt reaches bench/run and what it

@@ -415,6 +415,108 @@ def test_the_chapters_files_are_valid():
         assert doc["experiment"] and doc["summary"]["figure"]
 
 
+def test_the_async_chapters_service_experiments_are_valid():
+    doc = schema.load(SOURCE / "bench" / "async.toml")
+    exp = schema.resolve_experiment(doc["experiment"]["servers"], True)
+    assert exp["kind"] == "service" and exp["params"] == {"server": ["threads", "loop"], "connections": [100]}
+    assert exp["rounds"] >= 6 and exp["duration"] < 1
+
+
+SERVICE = """
+[experiment.s]
+kind = "service"
+servers = { a = "srv-a --x {connections}", b = "srv-b" }
+params = { server = ["a", "b"], connections = [10] }
+duration = 0.5
+rounds = 6
+"""
+
+
+@pytest.mark.parametrize(
+    "edit, error",
+    [
+        (("duration = 0.5\n", ""), "experiment.s.duration is required"),
+        (("duration = 0.5", "duration = 0"), "experiment.s.duration must be a number above 0"),
+        (('server = ["a", "b"]', 'server = ["a", "c"]'), "params.server: each value must name one of servers (a, b)"),
+        (("connections = [10]", "conns = [10]"), "experiment.s.params.connections is required"),
+        (("srv-b", "srv-b {port}"), "experiment.s.servers.b: '{port}' is neither a parameter"),
+        (("rounds = 6", 'rounds = 6\ncommand = "x"'), "a service experiment has servers instead"),
+        (('kind = "service"', 'kind = "hyperfine"\ncommand = "x"'), "experiment.s.servers: only a service experiment takes it"),
+    ],
+)
+def test_a_service_experiment_is_checked(tmp_path, edit, error):
+    p = write_toml(tmp_path, SERVICE.replace(*edit))
+    with pytest.raises(schema.SchemaError) as e:
+        schema.load(p)
+    assert error in str(e.value)
+
+
+def test_a_service_experiment_that_is_right_loads(tmp_path):
+    doc = schema.load(write_toml(tmp_path, SERVICE))
+    exp = schema.resolve_experiment(doc["experiment"]["s"], False)
+    assert exp["pin"] is True and exp["connections"] == "connections"
+
+
+WRK_OUT = """Running 1s test @ http://127.0.0.1:4000/
+  1 threads and 10 connections
+  5000 requests in 500.00ms, 1.00MB read
+Requests/sec:  10000.00
+{"wrk":{"requests":5000,"duration_us":500000,"bytes":1000000,"errors":{"connect":0,"read":1,"write":0,"status":2,"timeout":3},"latency_us":{"p50":100,"p90":200,"p99":900,"max":1500,"mean":120.5}}}
+"""
+
+
+def test_wrk_figures_come_from_the_lua_line():
+    w = data.parse_wrk(WRK_OUT)
+    assert w == {"requests": 5000, "duration_s": 0.5, "ops_per_s": 10000.0, "p50_us": 100, "p90_us": 200,
+                 "p99_us": 900, "max_us": 1500, "mean_us": 120.5, "errors": 4, "non2xx": 2}  # fmt: skip
+    assert data.parse_wrk("Requests/sec: 1\n") is None
+    assert data.parse_counts('listening\n{"requests": 3}\n') == {"requests": 3}
+    assert data.parse_counts("") is None
+    costs = data.server_costs({"responses": 1000, "cpu_s": 0.02, "voluntary_cs": 400, "involuntary_cs": 100})
+    assert costs == {"cpu_us": 20.0, "sleeps": 0.4}
+    assert data.server_costs(None) == {"cpu_us": None, "sleeps": None}
+
+
+def test_service_rows_pair_each_round_with_the_baseline():
+    def line(server, rep, rps, p99):
+        return {"ops_per_s": rps, "metrics": {"p50_us": 10, "p99_us": p99, "errors": 0, "non2xx": 0},
+                "_bench": {"experiment": "s", "params": {"server": server, "connections": "10"}, "rep": rep}}  # fmt: skip
+
+    lines = [line("a", 1, 100.0, 50), line("b", 1, 300.0, 20), line("a", 2, 200.0, 60), line("b", 2, 400.0, 30),
+             line("a", 3, 150.0, 55)]  # fmt: skip
+    configs = [{"server": "a", "connections": "10"}, {"server": "b", "connections": "10"}]
+    rows = data.service_rows(lines, "s", configs, 3, {"server": "a"})
+    a, b = rows
+    assert a["ops_per_s"] == 150.0 and a["runs"] == 3 and a["ops_per_s_min"] == 100.0
+    assert b["round_values"]["ops_per_s"] == [300.0, 400.0, None]  # round 3 of b is missing
+    assert b["ratios"] == [3.0, 2.0, None] and b["ratio"] == 2.5 and a["ratio"] == 1.0
+    assert a["metrics"]["p99_us"] == 55
+    tsv = data.lines_tsv(rows, "connections", "server", "metric:p99_us").splitlines()
+    assert tsv[0] == "connections\ta\tb\ta lo\tb lo\ta hi\tb hi"  # each point with its interval (none below 6)
+    assert tsv[1] == "10\t55\t25\t55\t25\t55\t25"
+    md = data.service_md(rows, ["server", "connections"], {"server": "a"}).splitlines()
+    assert md[0] == (
+        "| server | runs | requests/s (95% interval) | min–max | × a | p50 ms | p99 ms | max ms | server CPU µs/reply | sleeps/reply | errors |"
+    )
+    assert md[3].startswith("| b | 2 | 350 (n=2) | 300–400 | 2.5 | 0.01 (n=2) | 0.025 (n=2) |")
+
+
+def test_a_service_figure_reads_the_rounds_of_its_rows(tmp_path):
+    out = OutDir(tmp_path)
+    rows = [{"params": {"server": "a"}, "round_values": {"ops_per_s": [1.0, 2.0, None]}, "ok": True},
+            {"params": {"server": "b"}, "round_values": {"ops_per_s": [2.0, 6.0, 5.0]}, "ok": True}]  # fmt: skip
+    out.write_json("race-s.rows.json", rows)
+    s = figures.Summary("race", out, [], False, 2, {}, [], None)
+    assert s.paired("s", {"server": "b"}, {"server": "a"}, "ops_per_s") == [2.0, 3.0]
+
+
+def test_interrupt_after_ends_a_run_as_ctrl_c_would():
+    r = proc.Runner()
+    t = time.monotonic()
+    res = r.run(["sh", "-c", "trap 'echo stopped; exit 0' INT; while :; do sleep 0.05; done"], timeout=20, interrupt_after=0.3)
+    assert res.rc == 0 and res.out == "stopped\n" and time.monotonic() - t < 5
+
+
 @pytest.mark.parametrize(
     "edit, error",
     [
@@ -554,6 +656,15 @@ def test_a_service_is_reachable_inside_its_block_and_gone_after(mode):
     assert svc.proc.returncode == (-signal.SIGTERM if mode == "polite" else -signal.SIGKILL)
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+
+def test_what_a_service_prints_after_its_first_line_is_kept():
+    r = proc.Runner()
+    bye = "signal.signal(signal.SIGTERM, lambda *a: (print('bye', flush=True), sys.exit(0)))\n"
+    script = SERVER.replace("s = socket.socket()", bye + "s = socket.socket()")
+    with proc.Service(r, [sys.executable, "-c", script, "polite"]) as svc:
+        pass
+    assert svc.tail == "bye\n"
 
 
 def test_a_service_that_does_not_say_where_it_listens_is_stopped():

@@ -1,5 +1,6 @@
-/* The command line of the loop benchmarks: --name VALUE flags, each an integer
- * in a range or one word of a list; --help. Bad input is one line on stderr and
+/* The command line of the benchmark programs (bench/loop, bench/server): --name
+ * VALUE flags, each a number in a range (an integer, or fixed-point with a few
+ * decimals) or one word of a list; --help. Bad input is one line on stderr and
  * exit status 2, as in the demos. */
 #ifndef BENCH_ARGS_H
 #define BENCH_ARGS_H
@@ -19,7 +20,48 @@ struct flag {
     uint64_t *value;          /* the number, or the index of the word */
     uint64_t min, max;        /* for a number */
     const char *const *words; /* NULL-terminated, or NULL for a number */
+    unsigned decimals;        /* fixed point: with 1, "0.5" is 5 (min and max alike) */
+    const char *unset;        /* --help's text for a default outside the range ("none") */
+    int given;                /* set when the command line gave it */
 };
+
+/* A fixed-point value as it is written: 36000 with 1 decimal is "3600". */
+static inline const char *flag_fmt(char *buf, size_t len, uint64_t v, unsigned decimals)
+{
+    uint64_t scale = 1;
+    for (unsigned d = 0; d < decimals; d++)
+        scale *= 10;
+    if (v % scale == 0)
+        snprintf(buf, len, "%" PRIu64, v / scale);
+    else
+        snprintf(buf, len, "%" PRIu64 ".%0*" PRIu64, v / scale, (int)decimals, v % scale);
+    return buf;
+}
+
+/* Parse a number with at most `decimals` digits after the point into *v. */
+static inline int flag_number(const char *arg, unsigned decimals, uint64_t *v)
+{
+    char *end;
+    if (arg[0] < '0' || arg[0] > '9')
+        return -1;
+    errno = 0;
+    uint64_t x = strtoull(arg, &end, 10);
+    if (errno != 0)
+        return -1;
+    unsigned d = 0;
+    if (*end == '.' && decimals > 0) {
+        for (end++; *end >= '0' && *end <= '9' && d < decimals; end++, d++)
+            x = x * 10 + (uint64_t)(*end - '0');
+        if (d == 0)
+            return -1;
+    }
+    for (; d < decimals; d++)
+        x *= 10;
+    if (*end != '\0' || x > UINT64_MAX / 16)
+        return -1;
+    *v = x;
+    return 0;
+}
 
 /* -1: run; else the exit status: 0 after --help, 2 after one line on bad input. */
 static inline int parse_flags(int argc, char **argv, const char *what, struct flag *flags, size_t n)
@@ -31,8 +73,11 @@ static inline int parse_flags(int argc, char **argv, const char *what, struct fl
             for (size_t k = 0; k < n; k++) {
                 const struct flag *f = &flags[k];
                 if (f->words == NULL) {
-                    printf("  --%s N\n      %s (default %" PRIu64 "; %" PRIu64 " to %" PRIu64 ")\n",
-                           f->name, f->help, *f->value, f->min, f->max);
+                    char d[32], lo[32], hi[32];
+                    printf("  --%s N\n      %s (default %s; %s to %s)\n", f->name, f->help,
+                           f->unset ? f->unset : flag_fmt(d, sizeof d, *f->value, f->decimals),
+                           flag_fmt(lo, sizeof lo, f->min, f->decimals),
+                           flag_fmt(hi, sizeof hi, f->max, f->decimals));
                     continue;
                 }
                 printf("  --%s ", f->name);
@@ -40,7 +85,6 @@ static inline int parse_flags(int argc, char **argv, const char *what, struct fl
                     printf("%s%s", w ? "|" : "", f->words[w]);
                 printf("\n      %s (default %s)\n", f->help, f->words[*f->value]);
             }
-            printf("\nPrints one JSON object on a line.\n");
             return CL_EXIT_OK;
         }
         struct flag *f = NULL;
@@ -68,19 +112,20 @@ static inline int parse_flags(int argc, char **argv, const char *what, struct fl
                 return CL_EXIT_USAGE;
             }
             *f->value = w;
+            f->given = 1;
             continue;
         }
-        char *end;
-        errno = 0;
-        uint64_t v = strtoull(arg, &end, 10);
-        if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno != 0 || v < f->min ||
-            v > f->max) {
-            fprintf(stderr,
-                    "%s: --%s: expected an integer from %" PRIu64 " to %" PRIu64 ", got '%s'\n",
-                    prog, f->name, f->min, f->max, arg);
+        uint64_t v;
+        if (flag_number(arg, f->decimals, &v) != 0 || v < f->min || v > f->max) {
+            char lo[32], hi[32];
+            fprintf(stderr, "%s: --%s: expected %s from %s to %s, got '%s'\n", prog, f->name,
+                    f->decimals ? "a number" : "an integer",
+                    flag_fmt(lo, sizeof lo, f->min, f->decimals),
+                    flag_fmt(hi, sizeof hi, f->max, f->decimals), arg);
             return CL_EXIT_USAGE;
         }
         *f->value = v;
+        f->given = 1;
     }
     return -1;
 }
