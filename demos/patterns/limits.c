@@ -1,0 +1,262 @@
+/* Rate limits, judged by the backend's own clock: how many requests it read in
+ * the run, and the most it read in any window.
+ *
+ *   token-bucket        tokens at `rate` up to `burst`; a caller short of a token
+ *                       reserves the next one and sleeps outside the lock
+ *   bucket-early-stamp  the guides' bucket: it stamps the time before it sleeps,
+ *                       so the next caller is credited the sleep again
+ *   fixed-window        rate x window requests per window, counted from zero at
+ *                       each edge: twice that can pass across an edge
+ *   semaphore-not-rate  at most --limit in flight: the rate follows the latency */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "patterns.h"
+
+struct limiter {
+    pthread_mutex_t mu;
+    double rate, burst;    /* tokens per ns, and the most held */
+    double tokens;         /* the bucket's; below 0: reserved ahead */
+    uint64_t last_ns;      /* when tokens was brought up to date */
+    uint64_t window_ns;    /* the fixed window's */
+    uint64_t epoch_ns;     /* where its windows are counted from */
+    uint64_t window, used; /* the current window, and what it has let through */
+    uint64_t per_window;
+};
+
+struct limiter_ops {
+    void (*acquire)(struct limiter *l);
+};
+
+/* [snippet token-bucket] */
+static void bucket_acquire(struct limiter *l)
+{
+    CL_PT(pthread_mutex_lock(&l->mu));
+    uint64_t now = cl_now_ns();
+    l->tokens += (double)(now - l->last_ns) * l->rate;
+    if (l->tokens > l->burst)
+        l->tokens = l->burst;
+    l->last_ns = now;
+    l->tokens -= 1; /* take one, or reserve the next: below 0 is a queue */
+    double wait_ns = l->tokens < 0 ? -l->tokens / l->rate : 0;
+    CL_PT(pthread_mutex_unlock(&l->mu));
+    cl_sleep_ns((uint64_t)wait_ns); /* outside the lock: later callers reserve behind us */
+}
+/* [end token-bucket] */
+
+/* [snippet early-stamp] */
+/* The guides' bucket: last_ns is stamped before the sleep, and the sleep then
+ * ends with tokens = 0. The next caller is credited the time slept as if no
+ * token had been spent in it: two calls pass per 1/rate. */
+static void early_stamp_acquire(struct limiter *l)
+{
+    CL_PT(pthread_mutex_lock(&l->mu));
+    uint64_t now = cl_now_ns();
+    l->tokens += (double)(now - l->last_ns) * l->rate;
+    if (l->tokens > l->burst)
+        l->tokens = l->burst;
+    l->last_ns = now; /* stamped here, before the sleep */
+    if (l->tokens < 1) {
+        cl_sleep_ns((uint64_t)((1 - l->tokens) / l->rate)); /* holding the lock, as theirs */
+        l->tokens = 0;
+    } else {
+        l->tokens -= 1;
+    }
+    CL_PT(pthread_mutex_unlock(&l->mu));
+}
+/* [end early-stamp] */
+
+/* [snippet fixed-window] */
+static void window_acquire(struct limiter *l)
+{
+    CL_PT(pthread_mutex_lock(&l->mu));
+    for (;;) {
+        uint64_t now = cl_now_ns(), w = (now - l->epoch_ns) / l->window_ns;
+        if (w != l->window) { /* a new window: the count starts again from zero */
+            l->window = w;
+            l->used = 0;
+        }
+        if (l->used < l->per_window)
+            break;
+        uint64_t next = l->epoch_ns + (w + 1) * l->window_ns;
+        CL_PT(pthread_mutex_unlock(&l->mu));
+        cl_sleep_ns(next - now);
+        CL_PT(pthread_mutex_lock(&l->mu));
+    }
+    l->used++;
+    CL_PT(pthread_mutex_unlock(&l->mu));
+}
+/* [end fixed-window] */
+
+const struct limiter_ops token_bucket_ops = {bucket_acquire};
+const struct limiter_ops early_stamp_ops = {early_stamp_acquire};
+const struct limiter_ops fixed_window_ops = {window_acquire};
+
+static struct {
+    struct backend b;
+    struct limiter l;
+    const struct limiter_ops *ops;
+    uint64_t end_ns, duration_ns;
+    _Atomic uint64_t sent, ok, other;
+    pthread_mutex_t sem_mu; /* semaphore-not-rate: a counting semaphore */
+    pthread_cond_t sem_cv;
+    int sem_free;
+} lim;
+
+static void count_reply(enum call_result r, int status)
+{
+    if (r == CALL_OK && status == 200)
+        atomic_fetch_add(&lim.ok, 1);
+    else
+        atomic_fetch_add(&lim.other, 1);
+}
+
+static void limited_client(struct cl_worker *w)
+{
+    struct client c;
+    client_init(&c, lim.b.port);
+    for (;;) {
+        cl_status(w, "waits for the limiter");
+        lim.ops->acquire(&lim.l);
+        cl_status(w, NULL);
+        if (cl_now_ns() >= lim.end_ns)
+            break; /* a token granted after the end is not spent */
+        int status = 0;
+        atomic_fetch_add(&lim.sent, 1);
+        enum call_result r = client_get(&c, "/item?tag=1", &status);
+        count_reply(r, status);
+        cl_tick(w);
+    }
+    client_close(&c);
+}
+
+static void start(struct cl_run *run)
+{
+    struct faults f;
+    faults_from_flags(run, &f);
+    if (run->variant->kind == SEMAPHORE_RATE) { /* the latency falls tenfold halfway */
+        f.latency2_ns = f.latency_ns / 10;
+        f.switch_ns = (uint64_t)cl_param(run, DURATION_MS) * 1000000 / 2;
+    }
+    lim.sent = lim.ok = lim.other = 0;
+    lim.duration_ns = (uint64_t)cl_param(run, DURATION_MS) * 1000000;
+    backend_start(run, &lim.b, &f);
+}
+
+void run_limiter(struct cl_run *run)
+{
+    start(run);
+    lim.ops = run->variant->data;
+    double rate = (double)cl_param(run, RATE);
+    lim.l = (struct limiter){.rate = rate / 1e9, .burst = (double)cl_param(run, BURST)};
+    CL_PT(pthread_mutex_init(&lim.l.mu, NULL));
+    lim.l.window_ns = (uint64_t)cl_param(run, WINDOW_MS) * 1000000;
+    lim.l.per_window = (uint64_t)(rate * (double)lim.l.window_ns / 1e9 + 0.5);
+    uint64_t now = cl_now_ns();
+    /* Both have been up a while with no traffic: the bucket is full, and the
+     * window is three quarters through, its whole allowance unspent. */
+    lim.l.tokens = lim.l.burst;
+    lim.l.last_ns = now;
+    lim.l.epoch_ns = now - lim.l.window_ns * 3 / 4;
+    lim.l.window = 0;
+    lim.end_ns = now + lim.duration_ns;
+    backend_go(&lim.b);
+    cl_run_workers(run, limited_client);
+    backend_stop(&lim.b);
+    CL_PT(pthread_mutex_destroy(&lim.l.mu));
+}
+
+/* [snippet semaphore] */
+static void semaphore_client(struct cl_worker *w)
+{
+    struct client c;
+    client_init(&c, lim.b.port);
+    while (cl_now_ns() < lim.end_ns) {
+        CL_PT(pthread_mutex_lock(&lim.sem_mu));
+        while (lim.sem_free == 0)
+            CL_PT(pthread_cond_wait(&lim.sem_cv, &lim.sem_mu));
+        lim.sem_free--; /* a slot: at most --limit requests in flight, at any speed */
+        CL_PT(pthread_mutex_unlock(&lim.sem_mu));
+        int status = 0;
+        atomic_fetch_add(&lim.sent, 1);
+        enum call_result r = client_get(&c, "/item?tag=1", &status);
+        count_reply(r, status);
+        CL_PT(pthread_mutex_lock(&lim.sem_mu));
+        lim.sem_free++;
+        CL_PT(pthread_cond_signal(&lim.sem_cv));
+        CL_PT(pthread_mutex_unlock(&lim.sem_mu));
+        cl_tick(w);
+    }
+    client_close(&c);
+}
+/* [end semaphore] */
+
+void run_semaphore_rate(struct cl_run *run)
+{
+    start(run);
+    CL_PT(pthread_mutex_init(&lim.sem_mu, NULL));
+    CL_PT(pthread_cond_init(&lim.sem_cv, NULL));
+    lim.sem_free = (int)cl_param(run, LIMIT);
+    lim.end_ns = cl_now_ns() + lim.duration_ns;
+    backend_go(&lim.b);
+    cl_run_workers(run, semaphore_client);
+    backend_stop(&lim.b);
+    CL_PT(pthread_cond_destroy(&lim.sem_cv));
+    CL_PT(pthread_mutex_destroy(&lim.sem_mu));
+}
+
+/* The backend's verdict. The bucket's promise is exact at the clients: at most
+ * burst + rate x T tokens in any T. The backend reads each request a little
+ * after its token, and those delays differ by up to a few ms: 2 more in a
+ * window is the slack for that, none for the whole run. */
+void judge_limiter(const struct cl_run *run, struct cl_result *res)
+{
+    const struct shared *sh = lim.b.sh;
+    double rate = (double)cl_param(run, RATE), burst = (double)cl_param(run, BURST);
+    double d = (double)lim.duration_ns / 1e9, w = (double)lim.l.window_ns / 1e9;
+    uint64_t read = atomic_load(&sh->counts.requests), sent = atomic_load(&lim.sent);
+    uint64_t most = max_in_window(sh, lim.l.window_ns, NULL);
+    double allowed_run = burst + rate * d, allowed_window = burst + rate * w;
+    double achieved = ((double)read - burst) / d; /* past the first burst */
+    res->exact = read == sent && atomic_load(&lim.other) == 0 && lim.b.exit_status == 0 &&
+                 (double)read <= allowed_run + 1 && (double)most <= allowed_window + 2;
+    res->ops = read;
+    cl_metric_int(res, "server_requests", (long long)read);
+    cl_metric_real(res, "achieved_rate", achieved);
+    cl_metric_real(res, "configured_rate", rate);
+    cl_metric_int(res, "max_in_window", (long long)most);
+    cl_metric_real(res, "allowed_in_window", allowed_window);
+    cl_verdict(res,
+               "the backend read %llu requests in %.2f s: %.1f/s past the first burst, for a "
+               "limit of %.0f/s; at most %llu in any %.2f s (the limit allows %.0f)",
+               (unsigned long long)read, d, achieved, rate, (unsigned long long)most, w,
+               allowed_window);
+}
+
+void judge_semaphore_rate(const struct cl_run *run, struct cl_result *res)
+{
+    const struct shared *sh = lim.b.sh;
+    uint64_t half = lim.duration_ns / 2, t0 = atomic_load(&sh->t0_ns);
+    uint64_t n = arrivals_seen(sh), first = 0, second = 0;
+    for (uint64_t i = 0; i < n; i++)
+        (sh->arrivals[i].t_ns - t0 < half ? &first : &second)[0]++;
+    double h = (double)half / 1e9, r1 = (double)first / h, r2 = (double)second / h;
+    uint64_t read = atomic_load(&sh->counts.requests), sent = atomic_load(&lim.sent);
+    /* A rate limit would hold the rate when the latency falls; this one does not. */
+    res->exact = read == sent && atomic_load(&lim.other) == 0 && r2 <= r1 * 1.1;
+    res->ops = read;
+    cl_metric_real(res, "rate_slow", r1);
+    cl_metric_real(res, "rate_fast", r2);
+    cl_metric_real(res, "rate_ratio", r1 > 0 ? r2 / r1 : 0);
+    cl_verdict(res,
+               "%lld in flight at most: %.0f requests/s at %lld ms of latency, %.0f/s at %.1f "
+               "ms: the \"limit\" moved %.1fx with the backend's speed",
+               cl_param(run, LIMIT), r1, cl_param(run, LATENCY_MS), r2,
+               (double)cl_param(run, LATENCY_MS) / 10, r1 > 0 ? r2 / r1 : 0);
+}
+
+void limits_free(void)
+{
+    backend_free(&lim.b);
+}
