@@ -21,6 +21,12 @@ static const struct cl_variant variants[] = {
     {"fixed-window", CL_WRONG,
      "a count reset every --window-ms: twice the limit passes across a window's edge",
      .kind = LIMITER, .run = run_limiter, .threads = 4, .data = &fixed_window_ops},
+    {"min-interval", CL_CORRECT,
+     "calls 1/--rate apart, 30% of them answered 500 and retried, each retry limited too",
+     .kind = LIMITED_RETRY, .run = run_limiter, .threads = 4, .data = &min_interval_ops},
+    {"retry-bypass", CL_WRONG,
+     "the guides' scraper: retries skip the limiter, and the backend reads past the rate",
+     .kind = LIMITED_RETRY, .run = run_limiter, .threads = 4, .data = &retry_bypass_ops},
     {"semaphore-not-rate", CL_WRONG,
      "--limit in flight called a rate limit: its rate grows tenfold when latency falls",
      .kind = SEMAPHORE_RATE, .run = run_semaphore_rate, .threads = 8},
@@ -84,8 +90,10 @@ static int prepare(struct cl_run *run, char *err, size_t len)
         snprintf(err, len, "patterns: --iters: not used (--duration-ms sets how long)");
         return 1;
     }
-    fill(run, DURATION_MS, kind == LIMITER || kind == BREAKER ? 1500 : 1000);
+    fill(run, DURATION_MS,
+         kind == LIMITER || kind == LIMITED_RETRY || kind == BREAKER ? 1500 : 1000);
     fill(run, LATENCY_MS, kind == SEMAPHORE_RATE ? 50 : kind == SHUTDOWN ? 150 : 0);
+    fill(run, ERROR_RATE, kind == LIMITED_RETRY ? 300 : 0);
     fill(run, DOWN_AT, kind == BREAKER ? 300 : 0);
     fill(run, DOWN_FOR, kind == RETRY ? 300 : kind == BREAKER ? 500 : 0);
     if (kind == SEMAPHORE_RATE && cl_param(run, LATENCY_MS) < 10) {
@@ -105,6 +113,7 @@ static void check(const struct cl_run *run, struct cl_result *res)
 {
     switch ((enum kind)run->variant->kind) {
     case LIMITER:
+    case LIMITED_RETRY:
         judge_limiter(run, res);
         break;
     case SEMAPHORE_RATE:
@@ -126,6 +135,7 @@ static void teardown(const struct cl_run *run)
 {
     switch ((enum kind)run->variant->kind) {
     case LIMITER:
+    case LIMITED_RETRY:
     case SEMAPHORE_RATE:
         limits_free();
         break;

@@ -11,7 +11,7 @@
 
 #include "conclab.h"
 
-enum kind { LIMITER, SEMAPHORE_RATE, RETRY, BREAKER, SHUTDOWN };
+enum kind { LIMITER, LIMITED_RETRY, SEMAPHORE_RATE, RETRY, BREAKER, SHUTDOWN };
 
 enum param {
     RATE,
@@ -130,7 +130,8 @@ void judge_limiter(const struct cl_run *run, struct cl_result *res);
 void judge_semaphore_rate(const struct cl_run *run, struct cl_result *res);
 void limits_free(void);
 struct limiter_ops;
-extern const struct limiter_ops token_bucket_ops, early_stamp_ops, fixed_window_ops;
+extern const struct limiter_ops token_bucket_ops, early_stamp_ops, fixed_window_ops,
+    min_interval_ops, retry_bypass_ops;
 
 void run_retry(struct cl_run *run);
 void judge_retry(const struct cl_run *run, struct cl_result *res);

@@ -30,11 +30,12 @@ run_variant() {
 # --- the declaration -------------------------------------------------------
 
 @test "patterns --list: the variants with their tags" {
-    assert_list patterns 9
-    for v in token-bucket retry-jitter circuit-breaker graceful; do
+    assert_list patterns 11
+    for v in token-bucket min-interval retry-jitter circuit-breaker graceful; do
         assert_line --regexp "^$v"$'\t'"correct"$'\t'
     done
-    for v in bucket-early-stamp fixed-window semaphore-not-rate retry-sync event-first; do
+    for v in bucket-early-stamp fixed-window retry-bypass semaphore-not-rate retry-sync \
+        event-first; do
         assert_line --regexp "^$v"$'\t'"wrong"$'\t'
     done
     [ -z "$(variants_tagged patterns racy)" ]
@@ -43,7 +44,7 @@ run_variant() {
 @test "patterns with no flags runs every variant as declared, and leaves nothing running" {
     run_in_session --separate-stderr "$P"
     assert_success
-    assert_output --partial "all 9 variants behaved as declared"
+    assert_output --partial "all 11 variants behaved as declared"
     assert_clean "the default run"
 }
 
@@ -72,6 +73,19 @@ run_variant() {
     assert_json '.exact == false'
     # 20 a window: the backend reads 30 or more within 0.5 s (40 when nothing is late)
     assert_json '.metrics.max_in_window >= 30 and .metrics.max_in_window <= 40'
+}
+
+@test "min-interval: 500s retried, every attempt through the limiter: the rate holds" {
+    run_variant min-interval
+    assert_json '.exact == true and .metrics.retries > 0 and .metrics.bypassed == 0'
+    # calls 25 ms apart for 1.5 s: at most 61 in the run, 21 (+2) in any 0.5 s
+    assert_json '.metrics.server_requests <= 62 and .metrics.max_in_window <= 23'
+}
+
+@test "retry-bypass: the retries skip the limiter, and the backend reads past the rate" {
+    run_variant retry-bypass
+    assert_json '.exact == false and .metrics.bypassed == .metrics.retries'
+    assert_json '.metrics.server_requests > 61 * 1.1'
 }
 
 @test "semaphore-not-rate: the same semaphore, a tenth of the latency, several times the rate" {
