@@ -119,7 +119,7 @@ int backend_main(const char *spec)
 
 /* ---- the parent's side ---- */
 
-static struct shared *shown; /* for the watchdog's report */
+static _Atomic(struct shared *) shown; /* for the watchdog's report */
 
 void faults_from_flags(const struct cl_run *run, struct faults *f)
 {
@@ -169,7 +169,7 @@ void backend_start(struct cl_run *run, struct backend *b, const struct faults *f
     if (b->sh == MAP_FAILED)
         cl_refuse(run, "mmap", errno, "%zu bytes of shared memory", sizeof(struct shared));
     b->sh->f = *f;
-    shown = b->sh;
+    atomic_store_explicit(&shown, b->sh, memory_order_release);
     int out[2];
     CL_SYS(pipe2(out, O_CLOEXEC));
     int child_fd = mfd == 10 ? 11 : 10; /* dup2 onto another number clears close-on-exec */
@@ -205,7 +205,7 @@ void backend_stop(struct backend *b)
 
 void backend_free(struct backend *b)
 {
-    shown = NULL;
+    atomic_store_explicit(&shown, NULL, memory_order_release);
     if (b->sh != NULL)
         munmap(b->sh, sizeof *b->sh);
     b->sh = NULL;
@@ -213,7 +213,7 @@ void backend_free(struct backend *b)
 
 void backend_report(int fd)
 {
-    struct shared *s = shown;
+    struct shared *s = atomic_load_explicit(&shown, memory_order_acquire);
     if (s == NULL)
         return;
     dprintf(fd, "backend: %llu requests read, %llu responses written, %llu connections open\n",
@@ -306,6 +306,12 @@ static int connect_local(uint16_t port)
         return -e;
     }
     return fd;
+}
+
+bool client_open(struct client *c)
+{
+    c->fd = connect_local(c->port);
+    return c->fd >= 0;
 }
 
 /* The request went out; no reply came: an idle connection the server had

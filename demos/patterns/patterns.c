@@ -30,6 +30,15 @@ static const struct cl_variant variants[] = {
     {"semaphore-not-rate", CL_WRONG,
      "--limit in flight called a rate limit: its rate grows tenfold when latency falls",
      .kind = SEMAPHORE_RATE, .run = run_semaphore_rate, .threads = 8},
+    {"conn-pool", CL_CORRECT,
+     "a pool of 2 to --limit connections: grows under load, checks, closes the idle", .kind = POOL,
+     .run = run_pool, .threads = 8},
+    {"conn-pool-grow", CL_HANGS,
+     "the guides' pool grows inside acquire, whose lock grow() takes again: it hangs",
+     .kind = POOL_GROW, .run = run_pool, .threads = 8, .timeout_s = 1},
+    {"conn-pool-size", CL_CORRECT,
+     "p50 and p99 latency at a fixed load, pools of 1 to 16, a backend of --capacity 4",
+     .kind = POOL_SIZE, .run = run_pool_size, .threads = 16},
     {"retry-sync", CL_WRONG,
      "clients that failed together back off base x 2^k together: retries come in waves",
      .kind = RETRY, .run = run_retry, .threads = 16, .data = &backoff_sync},
@@ -51,10 +60,14 @@ static const struct cl_param params[] = {
     [BURST] = {"burst", "token buckets: tokens held at most", .def = 4, .min = 1, .max = 10000},
     [WINDOW_MS] = {"window-ms", "fixed-window: the window; every limiter is judged over one",
                    .def = 500, .min = 10, .max = 10000},
-    [DURATION_MS] = {"duration-ms", "how long the clients run", .min = 100, .max = 60000,
-                     .unset = "per variant: 1,500 limiters and the breaker, 1,000 others"},
-    [LATENCY_MS] = {"latency-ms", "the backend's latency per request", .min = 0, .max = 10000,
-                    .unset = "per variant: 0; 50 semaphore-not-rate; 150 graceful, event-first"},
+    [DURATION_MS] =
+        {"duration-ms", "how long the clients run", .min = 100, .max = 60000,
+         .unset =
+             "per variant: 1,500 limiters and the breaker, 1,800 conn-pool-size, 1,000 others"},
+    [LATENCY_MS] =
+        {"latency-ms", "the backend's latency per request", .min = 0, .max = 10000,
+         .unset =
+             "per variant: 0; 50 semaphore-not-rate and pools; 10 conn-pool-size; 150 shutdowns"},
     [LATENCY_DIST] = {"latency-dist", "the latency: fixed, or uniform in [0, 2 x latency]",
                       .choices = dist_names},
     [ERROR_RATE] = {"error-rate", "the share of requests answered 500", .max = 1000, .decimals = 3},
@@ -65,7 +78,7 @@ static const struct cl_param params[] = {
     [DOWN_FOR] = {"down-for-ms", "the down period's length", .max = 60000,
                   .unset = "per variant: 300 retries, 500 circuit-breaker, 0 the others"},
     [CAPACITY] = {"capacity", "requests in service at once; more queue in FIFO order (0: any)",
-                  .max = 1024},
+                  .max = 1024, .unset = "per variant: 4 conn-pool-size, 0 (any) the others"},
     [WORK_US] = {"work-us", "CPU per request, on the backend's one core", .max = 1000000},
     [BASE_MS] = {"base-ms", "retries: the first backoff (then x 2 each attempt)", .def = 40,
                  .min = 1, .max = 1000},
@@ -73,8 +86,8 @@ static const struct cl_param params[] = {
                 .max = 100},
     [RECOVERY_MS] = {"recovery-ms", "circuit-breaker: how long it stays open", .def = 200, .min = 1,
                      .max = 60000},
-    [LIMIT] = {"limit", "semaphore-not-rate: requests in flight at most", .def = 4, .min = 1,
-               .max = 256},
+    [LIMIT] = {"limit", "requests in flight (semaphore-not-rate), connections (conn-pool) at most",
+               .min = 1, .max = 256, .unset = "per variant: 4 semaphore-not-rate, 5 conn-pool"},
 };
 
 static void fill(struct cl_run *run, enum param p, long long value)
@@ -91,9 +104,27 @@ static int prepare(struct cl_run *run, char *err, size_t len)
         return 1;
     }
     fill(run, DURATION_MS,
-         kind == LIMITER || kind == LIMITED_RETRY || kind == BREAKER ? 1500 : 1000);
-    fill(run, LATENCY_MS, kind == SEMAPHORE_RATE ? 50 : kind == SHUTDOWN ? 150 : 0);
+         kind == POOL_SIZE                                             ? 1800
+         : kind == LIMITER || kind == LIMITED_RETRY || kind == BREAKER ? 1500
+                                                                       : 1000);
+    fill(run, LATENCY_MS,
+         kind == SEMAPHORE_RATE || kind == POOL || kind == POOL_GROW ? 50
+         : kind == SHUTDOWN                                          ? 150
+         : kind == POOL_SIZE                                         ? 10
+                                                                     : 0);
     fill(run, ERROR_RATE, kind == LIMITED_RETRY ? 300 : 0);
+    fill(run, LIMIT, kind == SEMAPHORE_RATE ? 4 : 5);
+    fill(run, CAPACITY, kind == POOL_SIZE ? 4 : 0);
+    if (kind == POOL_GROW && run->threads <= 2) {
+        snprintf(err, len,
+                 "patterns: --threads: more than 2 for conn-pool-grow, whose pool "
+                 "starts with 2 connections");
+        return 1;
+    }
+    if ((kind == POOL || kind == POOL_GROW) && cl_param(run, LIMIT) < 2) {
+        snprintf(err, len, "patterns: --limit: at least 2 for a pool that starts with 2");
+        return 1;
+    }
     fill(run, DOWN_AT, kind == BREAKER ? 300 : 0);
     fill(run, DOWN_FOR, kind == RETRY ? 300 : kind == BREAKER ? 500 : 0);
     if (kind == SEMAPHORE_RATE && cl_param(run, LATENCY_MS) < 10) {
@@ -128,6 +159,13 @@ static void check(const struct cl_run *run, struct cl_result *res)
     case SHUTDOWN:
         judge_shutdown(run, res);
         break;
+    case POOL:
+    case POOL_GROW:
+        judge_pool(run, res);
+        break;
+    case POOL_SIZE:
+        judge_pool_size(run, res);
+        break;
     }
 }
 
@@ -146,13 +184,18 @@ static void teardown(const struct cl_run *run)
     case SHUTDOWN:
         shutdown_free();
         break;
+    case POOL:
+    case POOL_GROW:
+    case POOL_SIZE:
+        pool_free();
+        break;
     }
 }
 
 static void report(int fd, const struct cl_run *run)
 {
-    (void)run;
     backend_report(fd);
+    pool_report(fd, run->threads);
 }
 
 static const struct cl_chapter chapter = {

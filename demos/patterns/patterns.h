@@ -11,7 +11,17 @@
 
 #include "conclab.h"
 
-enum kind { LIMITER, LIMITED_RETRY, SEMAPHORE_RATE, RETRY, BREAKER, SHUTDOWN };
+enum kind {
+    LIMITER,
+    LIMITED_RETRY,
+    SEMAPHORE_RATE,
+    POOL,
+    POOL_GROW,
+    POOL_SIZE,
+    RETRY,
+    BREAKER,
+    SHUTDOWN
+};
 
 enum param {
     RATE,
@@ -119,6 +129,8 @@ struct client {
 };
 
 void client_init(struct client *c, uint16_t port);
+/* Connect now rather than at the first request: false if refused. */
+bool client_open(struct client *c);
 enum call_result client_get(struct client *c, const char *target, int *status);
 void client_close(struct client *c);
 
@@ -152,6 +164,13 @@ struct stop_order {
     uint64_t drain_ns; /* 0: the stop flag first, nothing drained */
 };
 extern const struct stop_order stop_graceful, stop_event_first;
+
+void run_pool(struct cl_run *run);
+void judge_pool(const struct cl_run *run, struct cl_result *res);
+void run_pool_size(struct cl_run *run);
+void judge_pool_size(const struct cl_run *run, struct cl_result *res);
+void pool_free(void);
+void pool_report(int fd, int threads);
 
 /* The report of the watchdog: what the backend has counted. */
 void backend_report(int fd);
