@@ -51,6 +51,9 @@ static const struct cl_variant variants[] = {
      .kind = SHUTDOWN, .run = run_shutdown, .threads = 4, .data = &stop_graceful},
     {"event-first", CL_WRONG, "the guides' order: the stop flag first, the requests in flight cut",
      .kind = SHUTDOWN, .run = run_shutdown, .threads = 4, .data = &stop_event_first},
+    {"pipeline-stop", CL_CORRECT,
+     "a producer blocked in put, stopped by closing the queue: no item lost or doubled",
+     .kind = PIPELINE, .run = run_pipeline, .threads = 4},
 };
 
 static const char *const dist_names[] = {"fixed", "uniform", NULL};
@@ -64,10 +67,9 @@ static const struct cl_param params[] = {
         {"duration-ms", "how long the clients run", .min = 100, .max = 60000,
          .unset =
              "per variant: 1,500 limiters and the breaker, 1,800 conn-pool-size, 1,000 others"},
-    [LATENCY_MS] =
-        {"latency-ms", "the backend's latency per request", .min = 0, .max = 10000,
-         .unset =
-             "per variant: 0; 50 semaphore-not-rate and pools; 10 conn-pool-size; 150 shutdowns"},
+    [LATENCY_MS] = {"latency-ms", "the backend's latency per request", .min = 0, .max = 10000,
+                    .unset = "per variant: 0; 50 semaphore-not-rate, pools; 10 conn-pool-size, "
+                             "pipeline-stop; 150 SIGTERM"},
     [LATENCY_DIST] = {"latency-dist", "the latency: fixed, or uniform in [0, 2 x latency]",
                       .choices = dist_names},
     [ERROR_RATE] = {"error-rate", "the share of requests answered 500", .max = 1000, .decimals = 3},
@@ -110,7 +112,7 @@ static int prepare(struct cl_run *run, char *err, size_t len)
     fill(run, LATENCY_MS,
          kind == SEMAPHORE_RATE || kind == POOL || kind == POOL_GROW ? 50
          : kind == SHUTDOWN                                          ? 150
-         : kind == POOL_SIZE                                         ? 10
+         : kind == POOL_SIZE || kind == PIPELINE                     ? 10
                                                                      : 0);
     fill(run, ERROR_RATE, kind == LIMITED_RETRY ? 300 : 0);
     fill(run, LIMIT, kind == SEMAPHORE_RATE ? 4 : 5);
@@ -133,6 +135,12 @@ static int prepare(struct cl_run *run, char *err, size_t len)
     }
     if (kind == RETRY && run->threads > 255) {
         snprintf(err, len, "patterns: --threads: at most 255 clients for the retries");
+        return 1;
+    }
+    if (kind == PIPELINE && run->threads < 3) {
+        snprintf(err, len,
+                 "patterns: --threads: at least 3 for pipeline-stop (an operator, "
+                 "the producer, consumers)");
         return 1;
     }
     if (kind == SHUTDOWN)
@@ -166,6 +174,9 @@ static void check(const struct cl_run *run, struct cl_result *res)
     case POOL_SIZE:
         judge_pool_size(run, res);
         break;
+    case PIPELINE:
+        judge_pipeline(run, res);
+        break;
     }
 }
 
@@ -188,6 +199,9 @@ static void teardown(const struct cl_run *run)
     case POOL_GROW:
     case POOL_SIZE:
         pool_free();
+        break;
+    case PIPELINE:
+        pipeline_free();
         break;
     }
 }

@@ -20,7 +20,8 @@ enum kind {
     POOL_SIZE,
     RETRY,
     BREAKER,
-    SHUTDOWN
+    SHUTDOWN,
+    PIPELINE,
 };
 
 enum param {
@@ -171,6 +172,10 @@ void run_pool_size(struct cl_run *run);
 void judge_pool_size(const struct cl_run *run, struct cl_result *res);
 void pool_free(void);
 void pool_report(int fd, int threads);
+
+void run_pipeline(struct cl_run *run);
+void judge_pipeline(const struct cl_run *run, struct cl_result *res);
+void pipeline_free(void);
 
 /* The report of the watchdog: what the backend has counted. */
 void backend_report(int fd);

@@ -30,9 +30,9 @@ run_variant() {
 # --- the declaration -------------------------------------------------------
 
 @test "patterns --list: the variants with their tags" {
-    assert_list patterns 14
+    assert_list patterns 15
     for v in token-bucket min-interval conn-pool conn-pool-size retry-jitter circuit-breaker \
-        graceful; do
+        graceful pipeline-stop; do
         assert_line --regexp "^$v"$'\t'"correct"$'\t'
     done
     for v in bucket-early-stamp fixed-window retry-bypass semaphore-not-rate retry-sync \
@@ -48,7 +48,7 @@ run_variant() {
     # short, with no down period: the breaker never opens, so it cannot cycle
     run_in_session --separate-stderr "$P" --variant all --duration-ms 200 --down-for-ms 0
     [ "$status" -eq 1 ] || fail "exit $status: $output"
-    assert_output --partial "1 of 14 variants did not behave as declared: circuit-breaker (exit 1)"
+    assert_output --partial "1 of 15 variants did not behave as declared: circuit-breaker (exit 1)"
     assert_clean "--variant all"
 }
 
@@ -197,6 +197,14 @@ run_variant() {
     assert_json '.metrics.drain_ms < 150 and .metrics.no_reply >= .metrics.server_dropped'
 }
 
+@test "pipeline-stop: the producer blocked in put hands its item back; none lost or doubled" {
+    run_variant pipeline-stop
+    assert_json '.exact == true and .metrics.blocked_at_close == 1 and .metrics.lost == 0'
+    assert_json '.metrics.server_read == .metrics.put and .metrics.handed_back == .metrics.taken'
+    run_variant pipeline-stop --threads 6 --latency-ms 5
+    assert_json '.exact == true and .metrics.server_read == .metrics.put'
+}
+
 # --- bad input, Ctrl-C, hangs -------------------------------------------------
 
 @test "bad input: one line and exit 2" {
@@ -212,6 +220,7 @@ run_variant() {
 --variant retry-sync --threads 300|--threads
 --variant conn-pool-grow --threads 2|--threads
 --variant conn-pool --limit 1|--limit
+--variant pipeline-stop --threads 2|--threads
 --variant nope|nope
 EOF
 }
