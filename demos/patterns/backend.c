@@ -39,6 +39,29 @@ static bool draw(uint32_t per_mille)
     return per_mille > 0 && cl_splitmix64(&rng) % 1000 < per_mille;
 }
 
+/* [snippet occ] */
+/* One record with a version, for optimistic concurrency: "/occ" reads the
+ * version, "/occ?v=N" writes if the version is still N (and bumps it), else
+ * answers 409. The body lives in a buffer of the connection's until it is sent. */
+static char occ_body[1024][24];
+
+static void occ(struct shared *s, const struct cl_http_req *req, struct cl_http_reply *r)
+{
+    const char *v = strstr(req->target, "v=");
+    uint64_t now = atomic_load_explicit(&s->version, memory_order_relaxed);
+    if (v != NULL && strtoull(v + 2, NULL, 10) != now) {
+        r->status = 409; /* someone wrote since this client read */
+        cl_server_count(&s->conflicts);
+        return;
+    }
+    if (v != NULL)
+        atomic_store_explicit(&s->version, ++now, memory_order_relaxed);
+    char *body = occ_body[req->conn % 1024];
+    r->body = body;
+    r->body_len = (size_t)snprintf(body, sizeof occ_body[0], "%llu\n", (unsigned long long)now);
+}
+/* [end occ] */
+
 /* [snippet faults] */
 /* The hook: on the loop's one thread, in the order requests were read, so a
  * FIFO queue is a table of when each slot frees up. */
@@ -51,7 +74,9 @@ static void faults(void *arg, const struct cl_http_req *req, struct cl_http_repl
     bool down = t0 != 0 && f->down_for_ns > 0 && since >= f->down_at_ns &&
                 since < f->down_at_ns + f->down_for_ns;
     r->work_ns = f->work_ns;
-    if (strncmp(req->target, "/missing", 8) == 0) {
+    if (strncmp(req->target, "/occ", 4) == 0) {
+        occ(s, req, r);
+    } else if (strncmp(req->target, "/missing", 8) == 0) {
         r->status = 404; /* the client's mistake: retrying it cannot help */
         cl_server_count(&s->client_errors);
     } else if (down) {
@@ -357,15 +382,20 @@ enum call_result client_get(struct client *c, const char *target, int *status)
     size_t body = cl == NULL ? 0 : strtoul(cl + 17, NULL, 10);
     bool close_after = strcasestr(c->buf, "\r\nConnection: close") != NULL;
     size_t have = c->len - (size_t)(end + 4 - c->buf);
+    size_t kept = have < sizeof c->body - 1 ? have : sizeof c->body - 1;
+    memcpy(c->body, end + 4, kept);
     while (have < body) {
-        char sink[512];
-        ssize_t got = recv(c->fd, sink, sizeof sink, 0);
+        char more[512];
+        ssize_t got = recv(c->fd, more, sizeof more, 0);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
             break; /* a short body: the reply still came */
+        for (ssize_t i = 0; i < got && kept < sizeof c->body - 1; i++)
+            c->body[kept++] = more[i];
         have += (size_t)got;
     }
+    c->body[kept] = '\0';
     if (close_after)
         client_close(c);
     return CALL_OK;

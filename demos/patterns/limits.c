@@ -31,15 +31,15 @@ struct limiter {
 };
 
 struct limiter_ops {
-    void (*acquire)(struct limiter *l);
-    unsigned limited_attempts; /* attempts of a call that wait for the limiter */
-    bool no_burst;             /* min-interval: one call at a time, no burst */
+    uint64_t (*acquire)(struct limiter *l); /* when the caller was let through */
+    unsigned limited_attempts;              /* attempts of a call that wait for the limiter */
+    bool no_burst;                          /* min-interval: one call at a time, no burst */
 };
 
 #define MAX_ATTEMPTS 4 /* a call's attempts: the first and 3 retries of a 500 */
 
 /* [snippet token-bucket] */
-static void bucket_acquire(struct limiter *l)
+static uint64_t bucket_acquire(struct limiter *l)
 {
     CL_PT(pthread_mutex_lock(&l->mu));
     uint64_t now = cl_now_ns();
@@ -51,6 +51,7 @@ static void bucket_acquire(struct limiter *l)
     double wait_ns = l->tokens < 0 ? -l->tokens / l->rate : 0;
     CL_PT(pthread_mutex_unlock(&l->mu));
     cl_sleep_ns((uint64_t)wait_ns); /* outside the lock: later callers reserve behind us */
+    return now + (uint64_t)wait_ns; /* when the token was due */
 }
 /* [end token-bucket] */
 
@@ -58,7 +59,7 @@ static void bucket_acquire(struct limiter *l)
 /* The guides' bucket: last_ns is stamped before the sleep, and the sleep then
  * ends with tokens = 0. The next caller is credited the time slept as if no
  * token had been spent in it: two calls pass per 1/rate. */
-static void early_stamp_acquire(struct limiter *l)
+static uint64_t early_stamp_acquire(struct limiter *l)
 {
     CL_PT(pthread_mutex_lock(&l->mu));
     uint64_t now = cl_now_ns();
@@ -73,15 +74,18 @@ static void early_stamp_acquire(struct limiter *l)
         l->tokens -= 1;
     }
     CL_PT(pthread_mutex_unlock(&l->mu));
+    return cl_now_ns();
 }
 /* [end early-stamp] */
 
 /* [snippet fixed-window] */
-static void window_acquire(struct limiter *l)
+static uint64_t window_acquire(struct limiter *l)
 {
     CL_PT(pthread_mutex_lock(&l->mu));
+    uint64_t now;
     for (;;) {
-        uint64_t now = cl_now_ns(), w = (now - l->epoch_ns) / l->window_ns;
+        now = cl_now_ns();
+        uint64_t w = (now - l->epoch_ns) / l->window_ns;
         if (w != l->window) { /* a new window: the count starts again from zero */
             l->window = w;
             l->used = 0;
@@ -95,11 +99,12 @@ static void window_acquire(struct limiter *l)
     }
     l->used++;
     CL_PT(pthread_mutex_unlock(&l->mu));
+    return now;
 }
 /* [end fixed-window] */
 
 /* [snippet min-interval] */
-static void interval_acquire(struct limiter *l)
+static uint64_t interval_acquire(struct limiter *l)
 {
     CL_PT(pthread_mutex_lock(&l->mu));
     uint64_t now = cl_now_ns(), at = l->next_ns > now ? l->next_ns : now;
@@ -107,6 +112,7 @@ static void interval_acquire(struct limiter *l)
     CL_PT(pthread_mutex_unlock(&l->mu));
     if (at > now)
         cl_sleep_ns(at - now);
+    return at;
 }
 /* [end min-interval] */
 
@@ -122,7 +128,7 @@ static struct {
     const struct limiter_ops *ops;
     uint64_t end_ns, duration_ns, base_ns;
     _Atomic uint64_t sent, ok, other, retries, bypassed;
-    uint64_t send_ns[ARRIVALS_MAX]; /* by tag: when the client sent it */
+    uint64_t send_ns[ARRIVALS_MAX]; /* by tag: when the limiter let it through */
     pthread_mutex_t sem_mu;         /* semaphore-not-rate: a counting semaphore */
     pthread_cond_t sem_cv;
     int sem_free;
@@ -142,9 +148,10 @@ static void count_reply(enum call_result r, int status)
 static void limited_call(struct cl_worker *w, struct client *c)
 {
     for (unsigned attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        uint64_t let = cl_now_ns();
         if (attempt <= lim.ops->limited_attempts) {
             cl_status(w, "waits for the limiter");
-            lim.ops->acquire(&lim.l);
+            let = lim.ops->acquire(&lim.l);
             cl_status(w, NULL);
         } else {
             atomic_fetch_add(&lim.bypassed, 1); /* the guides' retry: straight out */
@@ -156,7 +163,7 @@ static void limited_call(struct cl_worker *w, struct client *c)
         char target[64];
         snprintf(target, sizeof target, "/item?tag=%llu", (unsigned long long)tag);
         if (tag < ARRIVALS_MAX)
-            lim.send_ns[tag] = cl_now_ns();
+            lim.send_ns[tag] = let;
         enum call_result r = client_get(c, target, &status);
         if (r == CALL_OK && status == 500 && attempt < MAX_ATTEMPTS) {
             atomic_fetch_add(&lim.retries, 1);
@@ -260,9 +267,10 @@ void run_semaphore_rate(struct cl_run *run)
 
 /* The backend's verdict. The bucket's promise is exact at the clients: at most
  * burst + rate x T tokens in any T. The backend reads each request a little
- * after its token, so a window at the backend may hold the tokens of a window
- * longer by the largest of those delays, measured per request: that, and 2 for
- * rounding, is the slack in a window; the whole run has none. */
+ * after its token was due (a thread that oversleeps, then the network), so a
+ * window at the backend may hold the tokens of a window longer by the largest
+ * of those delays, measured per request: that, and 2 for rounding, is the slack
+ * in a window; the whole run has none. */
 static uint64_t max_delay_ns(const struct shared *sh)
 {
     uint64_t n = arrivals_seen(sh), worst = 0;

@@ -44,6 +44,11 @@ static const struct cl_variant variants[] = {
      .kind = RETRY, .run = run_retry, .threads = 16, .data = &backoff_sync},
     {"retry-jitter", CL_CORRECT, "full jitter spreads the waves; a 404 is never retried",
      .kind = RETRY, .run = run_retry, .threads = 16, .data = &backoff_jitter},
+    {"occ-sync", CL_SLOW,
+     "clients write one versioned record; a conflict backs off base x 2^k: they collide again",
+     .kind = OCC, .run = run_occ, .threads = 20, .data = &backoff_sync},
+    {"occ-jitter", CL_CORRECT, "the same with full jitter: fewer collisions, fewer calls",
+     .kind = OCC, .run = run_occ, .threads = 20, .data = &backoff_jitter},
     {"circuit-breaker", CL_CORRECT,
      "closed, open, half-open (exactly --trials calls), closed, across a down period",
      .kind = BREAKER, .run = run_breaker, .threads = 4},
@@ -82,8 +87,8 @@ static const struct cl_param params[] = {
     [CAPACITY] = {"capacity", "requests in service at once; more queue in FIFO order (0: any)",
                   .max = 1024, .unset = "per variant: 4 conn-pool-size, 0 (any) the others"},
     [WORK_US] = {"work-us", "CPU per request, on the backend's one core", .max = 1000000},
-    [BASE_MS] = {"base-ms", "retries: the first backoff (then x 2 each attempt)", .def = 40,
-                 .min = 1, .max = 1000},
+    [BASE_MS] = {"base-ms", "retries: the first backoff (then x 2 each attempt)", .min = 1,
+                 .max = 1000, .unset = "per variant: 5 occ-sync, occ-jitter; 40 the others"},
     [TRIALS] = {"trials", "circuit-breaker: the calls half-open lets through", .def = 2, .min = 1,
                 .max = 100},
     [RECOVERY_MS] = {"recovery-ms", "circuit-breaker: how long it stays open", .def = 200, .min = 1,
@@ -127,6 +132,7 @@ static int prepare(struct cl_run *run, char *err, size_t len)
         snprintf(err, len, "patterns: --limit: at least 2 for a pool that starts with 2");
         return 1;
     }
+    fill(run, BASE_MS, kind == OCC ? 5 : 40);
     fill(run, DOWN_AT, kind == BREAKER ? 300 : 0);
     fill(run, DOWN_FOR, kind == RETRY ? 300 : kind == BREAKER ? 500 : 0);
     if (kind == SEMAPHORE_RATE && cl_param(run, LATENCY_MS) < 10) {
@@ -177,6 +183,9 @@ static void check(const struct cl_run *run, struct cl_result *res)
     case PIPELINE:
         judge_pipeline(run, res);
         break;
+    case OCC:
+        judge_occ(run, res);
+        break;
     }
 }
 
@@ -189,6 +198,7 @@ static void teardown(const struct cl_run *run)
         limits_free();
         break;
     case RETRY:
+    case OCC:
     case BREAKER:
         retry_free();
         break;

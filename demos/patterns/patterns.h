@@ -22,6 +22,7 @@ enum kind {
     BREAKER,
     SHUTDOWN,
     PIPELINE,
+    OCC,
 };
 
 enum param {
@@ -76,7 +77,8 @@ struct shared {
     _Atomic uint64_t t0_ns; /* the clients' start: the down period counts from here */
     struct cl_server_counts counts;
     _Atomic uint64_t errors, down_errors, client_errors, drops, queued;
-    _Atomic uint64_t narrivals; /* may pass ARRIVALS_MAX: the rest are counted only */
+    _Atomic uint64_t version, conflicts; /* /occ: the record's version, writes refused */
+    _Atomic uint64_t narrivals;          /* may pass ARRIVALS_MAX: the rest are counted only */
     struct arrival arrivals[ARRIVALS_MAX];
 };
 
@@ -126,7 +128,8 @@ struct client {
     uint16_t port;
     size_t len;
     char buf[4096];
-    bool reused; /* the request went on a connection that had served one before */
+    bool reused;   /* the request went on a connection that had served one before */
+    char body[64]; /* the last reply's body, cut to 63 bytes, NUL-terminated */
 };
 
 void client_init(struct client *c, uint16_t port);
@@ -173,6 +176,8 @@ void judge_pool_size(const struct cl_run *run, struct cl_result *res);
 void pool_free(void);
 void pool_report(int fd, int threads);
 
+void run_occ(struct cl_run *run);
+void judge_occ(const struct cl_run *run, struct cl_result *res);
 void run_pipeline(struct cl_run *run);
 void judge_pipeline(const struct cl_run *run, struct cl_result *res);
 void pipeline_free(void);

@@ -130,6 +130,83 @@ void judge_retry(const struct cl_run *run, struct cl_result *res)
                (unsigned long long)c4xx);
 }
 
+/* ---- optimistic concurrency: the published simulator's model ---- */
+
+#define OCC_THINK_NS CL_MS(1) /* between reading the version and writing */
+#define OCC_CAP      4        /* the backoff's ceiling: base x 2^4 */
+
+static struct {
+    _Atomic uint64_t calls, written, gave_up;
+} oc;
+
+/* [snippet occ-client] */
+/* Read the version, work a moment, write if it is unchanged; on a conflict back
+ * off and start again from the read. */
+static void occ_client(struct cl_worker *w)
+{
+    struct client c;
+    client_init(&c, rt.b.port);
+    for (unsigned attempt = 1; attempt <= 1000; attempt++) {
+        int status = 0;
+        atomic_fetch_add(&oc.calls, 2);
+        if (client_get(&c, "/occ", &status) != CALL_OK || status != 200)
+            break;
+        unsigned long long seen = strtoull(c.body, NULL, 10);
+        cl_sleep_ns(OCC_THINK_NS);
+        char target[64];
+        snprintf(target, sizeof target, "/occ?v=%llu", seen);
+        if (client_get(&c, target, &status) == CALL_OK && status == 200) {
+            atomic_fetch_add(&oc.written, 1);
+            break;
+        }
+        cl_tick(w);
+        unsigned k = attempt - 1 < OCC_CAP ? attempt - 1 : OCC_CAP;
+        cl_sleep_ns(rt.how->sleep_ns(w, rt.base_ns << k));
+    }
+    uint64_t done = cl_now_ns() - rt.t0, last = atomic_load(&rt.last_done_ns);
+    while (done > last && !atomic_compare_exchange_weak(&rt.last_done_ns, &last, done))
+        ;
+    client_close(&c);
+}
+/* [end occ-client] */
+
+void run_occ(struct cl_run *run)
+{
+    struct faults f;
+    faults_from_flags(run, &f);
+    rt.how = run->variant->data;
+    rt.base_ns = (uint64_t)cl_param(run, BASE_MS) * 1000000;
+    rt.last_done_ns = 0;
+    oc.calls = oc.written = oc.gave_up = 0;
+    backend_start(run, &rt.b, &f);
+    backend_go(&rt.b);
+    rt.t0 = cl_now_ns();
+    cl_run_workers(run, occ_client);
+    backend_stop(&rt.b);
+}
+
+void judge_occ(const struct cl_run *run, struct cl_result *res)
+{
+    const struct shared *sh = rt.b.sh;
+    uint64_t n = (uint64_t)run->threads, read = atomic_load(&sh->counts.requests);
+    uint64_t version = atomic_load(&sh->version), conflicts = atomic_load(&sh->conflicts);
+    /* Exact: every client wrote once, so the record's version is the client
+     * count, and the server read every call the clients made. */
+    res->exact = version == n && atomic_load(&oc.written) == n && read == atomic_load(&oc.calls) &&
+                 answered_all(sh);
+    res->ops = read;
+    cl_metric_int(res, "server_calls", (long long)read);
+    cl_metric_int(res, "conflicts", (long long)conflicts);
+    cl_metric_real(res, "calls_per_client", (double)read / (double)n);
+    cl_metric_real(res, "completion_ms", (double)atomic_load(&rt.last_done_ns) / 1e6);
+    cl_verdict(res,
+               "%llu clients each wrote the record once (version %llu): the server read %llu "
+               "calls (%.1f per client), %llu writes refused, the last done after %.0f ms",
+               (unsigned long long)n, (unsigned long long)version, (unsigned long long)read,
+               (double)read / (double)n, (unsigned long long)conflicts,
+               (double)atomic_load(&rt.last_done_ns) / 1e6);
+}
+
 /* ---- the circuit breaker ---- */
 
 enum state { CLOSED, OPEN, HALF_OPEN };

@@ -30,9 +30,9 @@ run_variant() {
 # --- the declaration -------------------------------------------------------
 
 @test "patterns --list: the variants with their tags" {
-    assert_list patterns 15
+    assert_list patterns 17
     for v in token-bucket min-interval conn-pool conn-pool-size retry-jitter circuit-breaker \
-        graceful pipeline-stop; do
+        graceful pipeline-stop occ-jitter; do
         assert_line --regexp "^$v"$'\t'"correct"$'\t'
     done
     for v in bucket-early-stamp fixed-window retry-bypass semaphore-not-rate retry-sync \
@@ -40,6 +40,7 @@ run_variant() {
         assert_line --regexp "^$v"$'\t'"wrong"$'\t'
     done
     [ "$(variants_tagged patterns hangs)" = conn-pool-grow ]
+    [ "$(variants_tagged patterns slow)" = occ-sync ]
     [ -z "$(variants_tagged patterns racy)" ]
 }
 
@@ -48,7 +49,7 @@ run_variant() {
     # short, with no down period: the breaker never opens, so it cannot cycle
     run_in_session --separate-stderr "$P" --variant all --duration-ms 200 --down-for-ms 0
     [ "$status" -eq 1 ] || fail "exit $status: $output"
-    assert_output --partial "1 of 15 variants did not behave as declared: circuit-breaker (exit 1)"
+    assert_output --partial "1 of 17 variants did not behave as declared: circuit-breaker (exit 1)"
     assert_clean "--variant all"
 }
 
@@ -164,6 +165,16 @@ run_variant() {
 @test "retries through 500s: --error-rate 0.5 still gets every call through" {
     run_variant retry-jitter --down-for-ms 0 --error-rate 0.5
     assert_json '.exact == true and .metrics.retries > 0 and .metrics.client_errors == 16'
+}
+
+@test "occ: every client writes the versioned record once; jitter needs fewer calls" {
+    run_variant occ-sync
+    assert_json '.exact == true and .metrics.conflicts > 0'
+    sync_calls=$(json_field .metrics.server_calls "$output")
+    run_variant occ-jitter
+    assert_json '.exact == true'
+    # the clients that collide without jitter collide again, round after round
+    assert_json ".metrics.server_calls < $sync_calls"
 }
 
 # --- the circuit breaker ----------------------------------------------------
