@@ -247,6 +247,38 @@ void backend_report(int fd)
             (unsigned long long)atomic_load(&s->counts.open));
 }
 
+void backend_write_samples(const char *trace, uint64_t slot_ns, bool attempts)
+{
+    const struct shared *sh = atomic_load_explicit(&shown, memory_order_acquire);
+    if (sh == NULL)
+        return;
+    uint64_t n = arrivals_seen(sh), t0 = atomic_load(&sh->t0_ns), last = 0;
+    for (uint64_t i = 0; i < n; i++)
+        if (sh->arrivals[i].t_ns > t0 && (sh->arrivals[i].t_ns - t0) / slot_ns > last)
+            last = (sh->arrivals[i].t_ns - t0) / slot_ns;
+    uint64_t *all = cl_xcalloc(last + 1, sizeof *all), *retries = cl_xcalloc(last + 1, 8);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t t = sh->arrivals[i].t_ns, s = t > t0 ? (t - t0) / slot_ns : 0;
+        all[s]++;
+        retries[s] += attempts && (sh->arrivals[i].tag & 0xfu) >= 2;
+    }
+    char path[4096];
+    const char *dot = strrchr(trace, '.');
+    int stem = dot != NULL ? (int)(dot - trace) : (int)strlen(trace);
+    snprintf(path, sizeof path, "%.*s.samples.tsv", stem, trace);
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        double per = 1e9 / (double)slot_ns; /* a slot's count, per second */
+        fprintf(f, "t_s\tper_s\tretries_per_s\n");
+        for (uint64_t s = 0; s <= last; s++)
+            fprintf(f, "%.3f\t%.1f\t%.1f\n", (double)(s * slot_ns) / 1e9, (double)all[s] * per,
+                    (double)retries[s] * per);
+        fclose(f);
+    }
+    free(all);
+    free(retries);
+}
+
 bool answered_all(const struct shared *sh)
 {
     return atomic_load(&sh->counts.requests) == atomic_load(&sh->counts.responses);

@@ -156,6 +156,10 @@ static int prepare(struct cl_run *run, char *err, size_t len)
 
 static void check(const struct cl_run *run, struct cl_result *res)
 {
+    enum kind kind = run->variant->kind;
+    if (run->opts->trace != NULL) /* the backend's arrivals over time, for the charts */
+        backend_write_samples(run->opts->trace, kind == RETRY ? CL_MS(10) : CL_MS(100),
+                              kind == RETRY);
     switch ((enum kind)run->variant->kind) {
     case LIMITER:
     case LIMITED_RETRY:

@@ -104,6 +104,9 @@ void backend_free(struct backend *b);
 int backend_main(const char *spec);
 #define BACKEND_ENV "CONCLAB_PATTERNS_BACKEND"
 
+/* With --trace FILE: FILE.samples.tsv, the requests the backend read per second
+ * in slots of slot_ns (and the retries among them, when tags count attempts). */
+void backend_write_samples(const char *trace, uint64_t slot_ns, bool attempts);
 /* The backend answered every request it read. */
 bool answered_all(const struct shared *sh);
 /* Arrivals read so far (at most ARRIVALS_MAX). */

@@ -216,6 +216,18 @@ run_variant() {
     assert_json '.exact == true and .metrics.server_read == .metrics.put'
 }
 
+@test "--trace also writes the server's arrivals per slot: they add up to its count" {
+    run_variant token-bucket --duration-ms 300 --trace "$BATS_TEST_TMPDIR/t.csv"
+    [ -s "$BATS_TEST_TMPDIR/t.samples.tsv" ] || fail "no samples file"
+    total=$(awk -F'\t' 'NR > 1 { n += $2 / 10 } END { printf "%d", n + 0.5 }' \
+        "$BATS_TEST_TMPDIR/t.samples.tsv")
+    assert_json ".metrics.server_requests == $total"
+    run_variant retry-sync --trace "$BATS_TEST_TMPDIR/r.csv"
+    retries=$(awk -F'\t' 'NR > 1 { n += $3 / 100 } END { printf "%d", n + 0.5 }' \
+        "$BATS_TEST_TMPDIR/r.samples.tsv")
+    assert_json ".metrics.retries == $retries"
+}
+
 # --- bad input, Ctrl-C, hangs -------------------------------------------------
 
 @test "bad input: one line and exit 2" {
