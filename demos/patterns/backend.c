@@ -298,37 +298,28 @@ static size_t kept_times(const struct shared *sh, bool (*keep)(uint32_t), uint64
     for (uint64_t i = 0; i < n; i++)
         if (keep == NULL || keep(sh->arrivals[i].tag))
             t[k++] = sh->arrivals[i].t_ns;
-    cl_sort_ns(t, k);
     *out = t;
     return k;
 }
 
-uint64_t max_in_window(const struct shared *sh, uint64_t window_ns, bool (*keep)(uint32_t))
+uint64_t most_within(uint64_t *t, size_t n, uint64_t window_ns)
 {
-    uint64_t *t;
-    size_t n = kept_times(sh, keep, &t), best = 0;
+    cl_sort_ns(t, n);
+    size_t best = 0;
     for (size_t lo = 0, hi = 0; hi < n; hi++) {
         while (t[hi] - t[lo] >= window_ns)
             lo++;
         if (hi - lo + 1 > best)
             best = hi - lo + 1;
     }
-    free(t);
     return best;
 }
 
-uint64_t peak_slot(const struct shared *sh, uint64_t slot_ns, bool (*keep)(uint32_t))
+uint64_t max_in_window(const struct shared *sh, uint64_t window_ns, bool (*keep)(uint32_t))
 {
     uint64_t *t;
-    size_t n = kept_times(sh, keep, &t), best = 0, run = 0;
-    uint64_t t0 = atomic_load(&sh->t0_ns), cur = UINT64_MAX;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t slot = t[i] > t0 ? (t[i] - t0) / slot_ns : 0;
-        run = slot == cur ? run + 1 : 1;
-        cur = slot;
-        if (run > best)
-            best = run;
-    }
+    size_t n = kept_times(sh, keep, &t);
+    uint64_t best = most_within(t, n, window_ns);
     free(t);
     return best;
 }

@@ -114,8 +114,8 @@ uint64_t arrivals_seen(const struct shared *sh);
 /* The most arrivals (whose tag passes keep, or all with NULL) in any interval of
  * window_ns. */
 uint64_t max_in_window(const struct shared *sh, uint64_t window_ns, bool (*keep)(uint32_t));
-/* The most arrivals (tag passing keep) in one of the slots of slot_ns from t0. */
-uint64_t peak_slot(const struct shared *sh, uint64_t slot_ns, bool (*keep)(uint32_t));
+/* The most of the times t[0..n) (sorted here) within any window_ns. */
+uint64_t most_within(uint64_t *t, size_t n, uint64_t window_ns);
 
 /* ---- the client: one keep-alive connection, blocking ---- */
 

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "patterns.h"
 
@@ -38,6 +39,7 @@ static struct {
     struct backend b;
     const struct backoff *how;
     uint64_t base_ns, t0;
+    uint64_t planned[256 * MAX_ATTEMPTS]; /* by client and attempt: when it meant to retry */
     _Atomic uint64_t attempts, succeeded, gave_up, client_errors, retried_4xx;
     _Atomic uint64_t last_done_ns;
 } rt;
@@ -64,6 +66,7 @@ static int call_with_retry(struct cl_worker *w, struct client *c, const char *pa
             return -1;
         uint64_t ceiling = rt.base_ns << (attempt - 1); /* base x 2^k */
         uint64_t sleep_ns = rt.how->sleep_ns(w, ceiling);
+        rt.planned[(size_t)w->id * MAX_ATTEMPTS + attempt] = cl_now_ns() + sleep_ns;
         cl_status(w, "backs off");
         cl_sleep_ns(sleep_ns);
         cl_status(w, NULL);
@@ -92,6 +95,7 @@ void run_retry(struct cl_run *run)
     rt.how = run->variant->data;
     rt.base_ns = (uint64_t)cl_param(run, BASE_MS) * 1000000;
     rt.attempts = rt.succeeded = rt.gave_up = rt.client_errors = rt.last_done_ns = 0;
+    memset(rt.planned, 0, sizeof rt.planned);
     backend_start(run, &rt.b, &f);
     backend_go(&rt.b);
     rt.t0 = cl_now_ns();
@@ -104,20 +108,31 @@ void judge_retry(const struct cl_run *run, struct cl_result *res)
     const struct shared *sh = rt.b.sh;
     uint64_t n = (uint64_t)run->threads, read = atomic_load(&sh->counts.requests);
     uint64_t window_ns = rt.base_ns / 4, peak = max_in_window(sh, window_ns, is_retry);
+    /* The backoff's own promise is about when each client meant to retry: a
+     * loaded machine that wakes sleepers late and together bunches what the
+     * server reads, whatever the backoff. */
+    uint64_t *plan = cl_xcalloc(sizeof rt.planned / sizeof rt.planned[0], sizeof *plan);
+    size_t nplan = 0;
+    for (size_t i = 0; i < sizeof rt.planned / sizeof rt.planned[0]; i++)
+        if (rt.planned[i] != 0)
+            plan[nplan++] = rt.planned[i];
+    uint64_t planned_peak = most_within(plan, nplan, window_ns);
+    free(plan);
     uint64_t retries = 0, seen = arrivals_seen(sh);
     for (uint64_t i = 0; i < seen; i++)
         retries += is_retry(sh->arrivals[i].tag);
     uint64_t c4xx = atomic_load(&sh->client_errors);
     /* Exact: every call succeeded once the backend was back, every 404 was asked
      * once, and the backend read every attempt. Retries spread out: no window of
-     * a quarter of the base holds a retry of every client. */
+     * a quarter of the base holds a planned retry of every client. */
     res->exact = atomic_load(&rt.succeeded) == n && c4xx == n &&
                  atomic_load(&rt.client_errors) == n && read == atomic_load(&rt.attempts) &&
-                 answered_all(sh) && peak < n;
+                 answered_all(sh) && planned_peak < n;
     res->ops = read;
     cl_metric_int(res, "server_calls", (long long)read);
     cl_metric_int(res, "retries", (long long)retries);
     cl_metric_int(res, "peak_retries", (long long)peak);
+    cl_metric_int(res, "planned_peak", (long long)planned_peak);
     cl_metric_int(res, "client_errors", (long long)c4xx);
     cl_metric_real(res, "completion_ms", (double)atomic_load(&rt.last_done_ns) / 1e6);
     cl_verdict(res,
