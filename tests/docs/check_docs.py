@@ -13,7 +13,8 @@
   kept its threads apart.
 - An output that starts with a demo's header line (what to look for) has a range
   comment; a page with outputs says where they were printed (tutorial/refresh).
-- Every relative link and image in tutorial/ and README.md points at a file.
+- Every relative link and image in tutorial/ and README.md points at a file, and
+  at a heading of it (GitHub's anchors) where it names one.
 
 `--slow` checks only the console blocks stated to take over 10 s (the docs-slow
 suite); without it they are left out, and listed. PAGE.md arguments check only
@@ -37,7 +38,7 @@ MARKER = re.compile(r"<!-- snippet: (\S+) (\S+) -->")
 SOLUTION = "<!-- solution -->"
 SOLUTION_PRELUDE = "#include <stdatomic.h>\n#include <stdint.h>\n#include \"conclab.h\"\n"
 ATTEMPTS = 3
-LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
+LINK_OR_ANCHOR = re.compile(r"\]\(([^)#\s]*)(#[^)\s]*)?\)")
 PRINTED = re.compile(r"<!-- printed: .* -->")
 
 
@@ -165,12 +166,28 @@ def check_page(path):
             check_console(where, block)
     if has_output and not PRINTED.search(text) and not SLOW:
         fail(rel, "outputs, but no <!-- printed: ... --> line saying where (tutorial/refresh writes it)")
-    for m in LINK.finditer(text):
-        target = m.group(1)
+    for m in LINK_OR_ANCHOR.finditer(text):
+        target, anchor = m.group(1) or "", (m.group(2) or "")[1:]
         if re.match(r"^[a-z]+:", target):
             continue
-        if not os.path.exists(os.path.join(os.path.dirname(path), target)):
+        dest = os.path.normpath(os.path.join(os.path.dirname(path), target)) if target else path
+        if not os.path.exists(dest):
             fail(rel, f"broken link: {target}")
+        elif anchor and dest.endswith(".md") and anchor not in anchors(dest):
+            fail(rel, f"broken link: {target}#{anchor} (no such heading)")
+
+
+def anchors(path):
+    """The anchors GitHub makes of a page's headings, and its <a id> tags."""
+    text = open(path).read()
+    text_no_code = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    out, seen = set(re.findall(r'<a id="([^"]+)"', text)), {}
+    for h in re.findall(r"^#{1,6} (.*)$", text_no_code, re.M):
+        slug = re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
 
 
 def main():
