@@ -124,8 +124,10 @@ static void task_done(struct cl_waiter *w, struct cl_future *f)
     xf->value = f->value;
     xf->err = f->err;
     void (*cb)(struct cl_xfuture *, void *) = xf->on_done;
-    CL_PT(pthread_cond_broadcast(&xf->cond));
     CL_PT(pthread_mutex_unlock(&xf->mu));
+    /* after the unlock, so that a woken waiter does not block on the mutex at
+     * once; xf stays alive, the loop side's reference is dropped below */
+    CL_PT(pthread_cond_broadcast(&xf->cond));
     if (cb != NULL)
         cb(xf, xf->on_done_arg);
     cl_future_unref(&xf->task->fut);
@@ -146,7 +148,6 @@ static void start_task(void *arg)
     cl_future_on_done(&xf->task->fut, &xf->waiter);
     if (cancel)
         cl_task_cancel(xf->task); /* before its first step: it never runs */
-    cl_loop_release(xf->loop);
 }
 
 struct cl_xfuture *cl_run_coro_threadsafe(struct cl_loop *loop, cl_task_fn *fn, size_t frame_size,
@@ -162,7 +163,8 @@ struct cl_xfuture *cl_run_coro_threadsafe(struct cl_loop *loop, cl_task_fn *fn, 
     xf->name = name;
     xf->init = init;
     xf->init_arg = arg;
-    cl_loop_hold(loop); /* until the task exists: then the task keeps it going */
+    /* No hold: a queued call keeps the loop alive, and then the task does (a
+     * hold's release would cost the round trip one more eventfd write). */
     cl_loop_call_soon_threadsafe(loop, start_task, xf);
     return xf;
 }
@@ -208,7 +210,6 @@ static void cancel_task(void *arg)
     struct cl_xfuture *xf = arg;
     if (xf->task != NULL)
         cl_task_cancel(xf->task);
-    cl_loop_release(xf->loop);
     xf_unref(xf);
 }
 
@@ -221,10 +222,8 @@ bool cl_xfuture_cancel(struct cl_xfuture *xf)
         atomic_fetch_add(&xf->refs, 1); /* for cancel_task */
     }
     CL_PT(pthread_mutex_unlock(&xf->mu));
-    if (pending) {
-        cl_loop_hold(xf->loop);
+    if (pending)
         cl_loop_call_soon_threadsafe(xf->loop, cancel_task, xf);
-    }
     return pending || cl_xfuture_result(xf, NULL, NULL) == CL_POOL_CANCELLED;
 }
 
