@@ -400,7 +400,54 @@ const struct family callback_f = {judge_callback};
 
 static struct {
     double bridge_us, eventfd_us;
+    int posters;
+    uint64_t posts, wakes, ran;
 } lt;
+
+#define POSTS_EACH 1000
+
+static void count_post(void *arg)
+{
+    (void)arg;
+    lt.ran++; /* on the loop's thread only */
+}
+
+static void *poster(void *arg)
+{
+    struct cl_loop *loop = arg;
+    for (int i = 0; i < POSTS_EACH; i++)
+        cl_loop_call_soon_threadsafe(loop, count_post, NULL);
+    return NULL;
+}
+
+static int read_ran(struct cl_task *t)
+{
+    CL_BEGIN(t);
+    CL_RETURN(t, (intptr_t)lt.ran); /* after every call posted before it */
+    CL_END(t);
+}
+
+/* N threads post at once: how many posts share one eventfd write. */
+static void coalescing(struct cl_run *run, struct cl_loop *loop)
+{
+    lt.posters = (int)cl_param(run, POSTERS);
+    lt.ran = 0;
+    uint64_t posts0 = atomic_load(&loop->ts_posts), wakes0 = atomic_load(&loop->ts_wakes);
+    pthread_t t[100];
+    for (int i = 0; i < lt.posters; i++)
+        CL_PT(pthread_create(&t[i], NULL, poster, loop));
+    for (int i = 0; i < lt.posters; i++)
+        CL_PT(pthread_join(t[i], NULL));
+    struct cl_xfuture *xf =
+        cl_run_coro_threadsafe(loop, read_ran, sizeof(struct cl_task), "count", NULL, NULL);
+    intptr_t ran = 0;
+    if (cl_xfuture_wait(xf, CL_POOL_FOREVER, &ran, NULL) != CL_POOL_OK)
+        cl_fatal("hybrid: the counting task failed");
+    cl_xfuture_release(xf);
+    lt.ran = (uint64_t)ran;
+    lt.posts = atomic_load(&loop->ts_posts) - posts0 - 1; /* less the counting call */
+    lt.wakes = atomic_load(&loop->ts_wakes) - wakes0;
+}
 
 struct plus_one {
     struct cl_task task;
@@ -459,6 +506,7 @@ void run_loop_thread(struct cl_run *run)
         ns[i] = cl_now_ns() - t0;
     }
     /* [end round-trip] */
+    coalescing(run, loop);
     loop_thread_stop(loop);
     lt.bridge_us = median_us(ns, n);
     /* the floor: a thread and another waking each other through two eventfds */
@@ -484,17 +532,24 @@ void run_loop_thread(struct cl_run *run)
 static void judge_loop_thread(const struct cl_run *run, struct cl_result *res)
 {
     (void)run;
-    res->exact = rec.ok == rec.n;
+    uint64_t want = (uint64_t)lt.posters * POSTS_EACH;
+    res->exact = rec.ok == rec.n && lt.ran == want && lt.posts == want;
     res->ops = (uint64_t)rec.n;
     cl_metric_int(res, "round_trips", rec.n);
+    cl_metric_int(res, "posters", lt.posters);
+    cl_metric_int(res, "posts", (long long)lt.posts);
+    cl_metric_int(res, "posts_run", (long long)lt.ran);
+    cl_metric_int(res, "wakes", (long long)lt.wakes);
+    cl_metric_real(res, "posts_per_wake", lt.wakes > 0 ? (double)lt.posts / (double)lt.wakes : 0);
     cl_metric_real(res, "round_trip_us", lt.bridge_us);
     cl_metric_real(res, "eventfd_round_trip_us", lt.eventfd_us);
     cl_metric_real(res, "ratio", lt.eventfd_us > 0 ? lt.bridge_us / lt.eventfd_us : 0);
     cl_verdict(res,
                "%d calls from plain code into the loop's thread and back: %.1f us each "
-               "(median), %.2fx a bare eventfd round trip (%.1f us)",
+               "(median), %.2fx a bare eventfd round trip (%.1f us); %d threads posted %llu "
+               "calls, all run, in %llu wake-ups",
                rec.ok, lt.bridge_us, lt.eventfd_us > 0 ? lt.bridge_us / lt.eventfd_us : 0,
-               lt.eventfd_us);
+               lt.eventfd_us, lt.posters, (unsigned long long)lt.ran, (unsigned long long)lt.wakes);
 }
 
 const struct family loop_thread_f = {judge_loop_thread};

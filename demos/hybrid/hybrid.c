@@ -109,9 +109,11 @@ void lag_close(void)
     cl_sort_ns(lag.lag_ns, lag.n);
 }
 
+/* Nearest rank: the smallest sample with at least 99% of them at or below it
+ * (with fewer than 100 samples, the largest: one stall is never averaged away). */
 double lag_p99_ms(void)
 {
-    return lag.n == 0 ? 0 : (double)lag.lag_ns[(lag.n - 1) * 99 / 100] / 1e6;
+    return lag.n == 0 ? 0 : (double)lag.lag_ns[(lag.n * 99 + 99) / 100 - 1] / 1e6;
 }
 
 double lag_max_ms(void)
@@ -203,6 +205,7 @@ static const struct cl_variant variants[] = {
 };
 
 static const char *const gil_names[] = {"off", "on", NULL};
+static const char *const on_names[] = {"pool", "loop", NULL};
 
 static const struct cl_param params[] = {
     [UNIT_MS] = {"unit-ms", "the guides' second, in ms: every workload is in units", .def = 100,
@@ -217,6 +220,10 @@ static const struct cl_param params[] = {
              .choices = gil_names},
     [ITEMS] = {"items", "items, tasks, round trips or requests", .min = 1, .max = 1000000,
                .unset = "per variant"},
+    [ON] = {"on", "cpu-to-thread: the jobs on the pool, or in the loop (the lag it costs)",
+            .choices = on_names},
+    [POSTERS] = {"posters", "loop-thread: threads posting 1,000 calls each, for the coalescing",
+                 .def = 10, .min = 1, .max = 100},
 };
 
 static int prepare(struct cl_run *run, char *err, size_t len)
@@ -236,6 +243,19 @@ static int prepare(struct cl_run *run, char *err, size_t len)
     if (cl_param_given(run, GIL) && k != CPU_THREADS) {
         snprintf(err, len, "hybrid: --gil: only cpu-to-thread takes it, not %s",
                  run->variant->name);
+        return 1;
+    }
+    if (cl_param_given(run, ON) && k != CPU_THREADS) {
+        snprintf(err, len, "hybrid: --on: only cpu-to-thread takes it, not %s", run->variant->name);
+        return 1;
+    }
+    if (cl_param_given(run, POSTERS) && k != LOOP_THREAD) {
+        snprintf(err, len, "hybrid: --posters: only loop-thread takes it, not %s",
+                 run->variant->name);
+        return 1;
+    }
+    if (p[ON] == ON_LOOP && p[GIL] == GIL_ON) {
+        snprintf(err, len, "hybrid: --gil on with --on loop: no thread to share it with");
         return 1;
     }
     if (!cl_param_given(run, JOBS))

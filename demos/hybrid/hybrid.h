@@ -25,9 +25,12 @@ enum {
     WORKERS, /* pool size */
     GIL,     /* cpu-to-thread: the loop and the workers share a simulated GIL */
     ITEMS,   /* bridge queues, callbacks, round trips, requests */
+    ON,      /* cpu-to-thread: the jobs on the pool, or in the loop itself */
+    POSTERS, /* loop-thread: threads posting calls at once, for the coalescing */
     NPARAMS
 };
 enum { GIL_OFF, GIL_ON };
+enum { ON_POOL, ON_LOOP };
 
 enum kind {
     TO_THREAD,

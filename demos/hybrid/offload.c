@@ -211,6 +211,11 @@ static int cpu_caller_run(struct cl_task *t)
 {
     struct cpu_caller *c = (struct cpu_caller *)t;
     CL_BEGIN(t);
+    if (c->pool == NULL) { /* --on loop: the job holds the loop while it computes */
+        uint64_t r;
+        cpu_job(&jobs[c->i], &r);
+        CL_RETURN(t, (intptr_t)r);
+    }
     c->f = cl_run_in_pool(t->fut.loop, c->pool, cpu_job, &jobs[c->i]);
     CL_AWAIT(t, c->f);
     CL_RETURN(t, c->f->value);
@@ -237,7 +242,9 @@ void run_cpu_to_thread(struct cl_run *run)
         CL_PT(cl_gil_init(&gil, 5 * 1000 * 1000)); /* CPython's 5 ms switch interval */
     atomic_store(&gil_ids, 0);
     struct cl_loop *loop = loop_open(run, rec.gil ? &gil : NULL);
-    struct cl_pool *pool = new_pool(run, rec.workers);
+    bool in_loop = cl_param(run, ON) == ON_LOOP;
+    struct cl_pool *pool = in_loop ? NULL : new_pool(run, rec.workers);
+    rec.workers = in_loop ? 0 : rec.workers;
     lag_open(loop);
     struct cl_future *futs[MAX_PARTS];
     for (int i = 0; i < n; i++) {
@@ -249,7 +256,8 @@ void run_cpu_to_thread(struct cl_run *run)
     }
     gather_and_check(loop, futs, n, want_job);
     lag_close();
-    cl_pool_shutdown(pool, false);
+    if (pool != NULL)
+        cl_pool_shutdown(pool, false);
     loop_close(loop);
     if (rec.gil) {
         rec.gil_switches = atomic_load(&gil.switches);
@@ -336,11 +344,17 @@ static void judge_cpu(const struct cl_run *run, struct cl_result *res)
     cl_metric_int(res, "lag_samples", (long long)lag_samples());
     if (rec.gil)
         cl_metric_int(res, "gil_switches", (long long)rec.gil_switches);
-    cl_verdict(res,
-               "%d CPU jobs of 1 unit on %d %s%s: %.2f units, %.2fx the serial time; the "
-               "loop's lag p99 %.1f ms",
-               rec.n, rec.workers, procs ? "worker processes" : "threads",
-               rec.gil ? " sharing a GIL" : "", rec.makespan_u, speedup, lag_p99_ms());
+    if (rec.workers == 0)
+        cl_verdict(res,
+                   "%d CPU jobs of 1 unit in the loop itself: %.2f units; the loop's lag "
+                   "p99 %.1f ms",
+                   rec.n, rec.makespan_u, lag_p99_ms());
+    else
+        cl_verdict(res,
+                   "%d CPU jobs of 1 unit on %d %s%s: %.2f units, %.2fx the serial time; the "
+                   "loop's lag p99 %.1f ms",
+                   rec.n, rec.workers, procs ? "worker processes" : "threads",
+                   rec.gil ? " sharing a GIL" : "", rec.makespan_u, speedup, lag_p99_ms());
 }
 
 const struct family cpu_f = {judge_cpu};
