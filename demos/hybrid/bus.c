@@ -41,7 +41,9 @@ static int backend_run(struct cl_task *t)
 {
     struct backend *b = (struct backend *)t;
     CL_BEGIN(t);
-    CL_SLEEP(t, b->id == SLOW_ID ? 3 * unit_ns : unit_ns / 10 + (uint64_t)b->id * unit_ns / 50);
+    /* 0.1 to 0.28 units, against a handler's patience of 2; the slow one, 4 */
+    CL_SLEEP(t,
+             b->id == SLOW_ID ? 4 * unit_ns : unit_ns / 10 + (uint64_t)(b->id % 10) * unit_ns / 50);
     CL_PT(pthread_mutex_lock(&bus.mu));
     struct slot *s = &bus.slot[b->id];
     if (s->waiting) { /* its handler still waits for this very id */
@@ -93,7 +95,7 @@ static void *handler(void *arg)
         bus.slot[id].waiting = true;
         CL_PT(pthread_mutex_unlock(&bus.mu));
         CL_PT(cl_bqueue_put(&bus.q, id, CL_POOL_FOREVER)); /* a blocking put, from a thread */
-        struct timespec until = cl_deadline_ns(unit_ns);
+        struct timespec until = cl_deadline_ns(2 * unit_ns);
         int rc = 0;
         CL_PT(pthread_mutex_lock(&bus.mu));
         while (!bus.slot[id].replied && rc == 0)

@@ -245,8 +245,15 @@ static int prepare(struct cl_run *run, char *err, size_t len)
                  run->variant->name);
         return 1;
     }
-    if (cl_param_given(run, ON) && k != CPU_THREADS) {
-        snprintf(err, len, "hybrid: --on: only cpu-to-thread takes it, not %s", run->variant->name);
+    if (cl_param_given(run, ON) && k != CPU_THREADS && k != CPU_PROCS) {
+        snprintf(err, len, "hybrid: --on: only cpu-to-thread and cpu-to-procs take it, not %s",
+                 run->variant->name);
+        return 1;
+    }
+    if (k == CPU_PROCS && p[ON] == ON_LOOP) {
+        snprintf(err, len,
+                 "hybrid: --on loop: cpu-to-thread runs its jobs in the loop; "
+                 "cpu-to-procs takes --on pool only");
         return 1;
     }
     if (cl_param_given(run, POSTERS) && k != LOOP_THREAD) {

@@ -353,7 +353,8 @@ static void judge_cpu(const struct cl_run *run, struct cl_result *res)
         cl_verdict(res,
                    "%d CPU jobs of 1 unit on %d %s%s: %.2f units, %.2fx the serial time; the "
                    "loop's lag p99 %.1f ms",
-                   rec.n, rec.workers, procs ? "worker processes" : "threads",
+                   rec.n, rec.workers,
+                   procs ? (rec.workers == 1 ? "worker process" : "worker processes") : "threads",
                    rec.gil ? " sharing a GIL" : "", rec.makespan_u, speedup, lag_p99_ms());
 }
 

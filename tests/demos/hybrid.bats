@@ -243,6 +243,7 @@ assert_exact_run() { # what
 --variant message-bus --items 1001|--items
 --variant pool-in-callback --items 101|--items
 --variant to-thread --on loop|--on
+--variant cpu-to-procs --on loop|--on loop
 --variant cpu-to-thread --on loop --gil on|--gil
 --variant to-thread --posters 3|--posters
 --variant loop-thread --posters 101|--posters
