@@ -60,7 +60,7 @@ static struct {
     sem_t window, put_done; /* force the put into the getter's window */
     int nitems;
     _Atomic int puts, gets, unset; /* unset: puts that found no event to set */
-    _Atomic size_t depth;
+    _Atomic size_t depth;          /* items in the guides' queue, for the watchdog */
 } lw = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* The getter's window, made certain: the producer puts now, then we go on. */
@@ -80,6 +80,7 @@ static void naive_put(intptr_t item)
 {
     CL_PT(pthread_mutex_lock(&lw.mu));
     lw.items[(lw.head + lw.len++) % MAX_ITEMS] = item;
+    atomic_store(&lw.depth, lw.len);
     struct cl_future *ev = lw.event; /* NULL: nobody waits, it thinks */
     CL_PT(pthread_mutex_unlock(&lw.mu));
     if (ev != NULL)
@@ -99,8 +100,6 @@ static void *producer(void *arg)
         else
             naive_put(i);
         atomic_fetch_add(&lw.puts, 1);
-        atomic_store(&lw.depth, lw.fixed ? atomic_load(&lw.bq.depth)
-                                         : (size_t)i + 1 - (size_t)atomic_load(&lw.gets));
         CL_SYS(sem_post(&lw.put_done));
     }
     return NULL;
@@ -114,10 +113,18 @@ static bool naive_take(intptr_t *item)
         *item = lw.items[lw.head];
         lw.head = (lw.head + 1) % MAX_ITEMS;
         lw.len--;
+        atomic_store(&lw.depth, lw.len);
     }
     lw.event = NULL;
     CL_PT(pthread_mutex_unlock(&lw.mu));
     return have;
+}
+
+static void arm_event(struct cl_future *ev)
+{
+    CL_PT(pthread_mutex_lock(&lw.mu));
+    lw.event = ev;
+    CL_PT(pthread_mutex_unlock(&lw.mu));
 }
 
 struct getter {
@@ -136,7 +143,7 @@ static int naive_getter_run(struct cl_task *t)
         if (!naive_take(&g->item)) { /* empty: then arm a fresh event, no lock between */
             open_window();           /* the producer's put lands here, and sets nothing */
             g->wait = cl_future_new(t->fut.loop, "a fresh event, armed after the check");
-            lw.event = g->wait;
+            arm_event(g->wait); /* under the lock again, but a new critical section */
             CL_AWAIT(t, g->wait);
             cl_future_unref(g->wait);
             naive_take(&g->item);
@@ -210,8 +217,9 @@ void report_lost_wakeup(int fd)
     dprintf(fd,
             "  queue: %d put, %d taken, %zu waiting in it; %d put%s found no event to set "
             "(the getter armed its event after checking)\n",
-            atomic_load(&lw.puts), atomic_load(&lw.gets), atomic_load(&lw.depth),
-            atomic_load(&lw.unset), atomic_load(&lw.unset) == 1 ? "" : "s");
+            atomic_load(&lw.puts), atomic_load(&lw.gets),
+            lw.fixed ? atomic_load(&lw.bq.depth) : atomic_load(&lw.depth), atomic_load(&lw.unset),
+            atomic_load(&lw.unset) == 1 ? "" : "s");
 }
 
 static void judge_lost_wakeup(const struct cl_run *run, struct cl_result *res)
