@@ -66,8 +66,9 @@ struct cl_xfuture *cl_run_coro_threadsafe(struct cl_loop *loop, cl_task_fn *fn, 
 enum cl_pool_status cl_xfuture_wait(struct cl_xfuture *xf, uint64_t timeout_ns, intptr_t *value,
                                     int *err);
 
-/* Ask the loop to cancel the task (delivered at its next await); false if the
- * future is already settled. */
+/* Ask the loop to cancel the task (delivered at its next await, or before its
+ * first step): true if this call asked, or the future ended cancelled; false if
+ * it settled otherwise, or a cancel was asked before and is still on its way. */
 bool cl_xfuture_cancel(struct cl_xfuture *xf);
 
 /* Call fn(xf, arg) once the future settles, whatever its outcome: on the loop

@@ -274,6 +274,35 @@ static void test_a_thread_waits_for_a_task(void **state)
     cl_loop_free(loop);
 }
 
+static _Atomic int napper_steps;
+
+static int counted_napper_run(struct cl_task *t)
+{
+    atomic_fetch_add(&napper_steps, 1);
+    return napper_run(t);
+}
+
+static void test_a_cancel_sent_before_the_task_starts(void **state)
+{
+    (void)state;
+    atomic_store(&napper_steps, 0);
+    struct cl_loop *loop = cl_loop_new(&(struct cl_loop_opts){0});
+    /* both calls wait in the loop's queue: the start, then the cancel */
+    struct cl_xfuture *xf =
+        cl_run_coro_threadsafe(loop, counted_napper_run, sizeof(struct napper), "never",
+                               napper_init, &(struct nap_args){.ms = 10});
+    assert_true(cl_xfuture_cancel(xf));
+    assert_false(cl_xfuture_cancel(xf)); /* asked once already */
+    intptr_t v;
+    int err;
+    assert_int_equal(cl_xfuture_wait(xf, 0, &v, &err), CL_POOL_TIMEOUT);
+    cl_loop_run(loop); /* returns once both calls have run and the task has ended */
+    assert_int_equal(cl_xfuture_wait(xf, 0, &v, &err), CL_POOL_CANCELLED);
+    assert_int_equal(atomic_load(&napper_steps), 0); /* it never ran */
+    cl_xfuture_release(xf);
+    cl_loop_free(loop);
+}
+
 /* ---- the queue ---- */
 
 #define ITEMS 3000
@@ -403,6 +432,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_run_in_pool_failure_and_cancel),
         cmocka_unit_test(test_threadsafe_calls_coalesce_and_none_is_lost),
         cmocka_unit_test(test_a_thread_waits_for_a_task),
+        cmocka_unit_test(test_a_cancel_sent_before_the_task_starts),
         cmocka_unit_test(test_queue_both_directions_lose_nothing),
         cmocka_unit_test(test_queue_timeouts_close_and_a_cancelled_waiter),
     };
