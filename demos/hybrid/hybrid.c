@@ -215,7 +215,7 @@ static const struct cl_param params[] = {
     [JOBS] = {"jobs", "cpu-to-thread, cpu-to-procs: CPU jobs of one unit", .min = 1, .max = 64,
               .unset = "2 per CPU"},
     [WORKERS] = {"workers", "threads or processes in the pool", .min = 1, .max = 64,
-                 .unset = "per variant (a process pool: CPUs - 1)"},
+                 .unset = "per variant (cpu-to-procs: CPUs - 1)"},
     [GIL] = {"gil", "cpu-to-thread: the loop and the workers share a simulated GIL",
              .choices = gil_names},
     [ITEMS] = {"items", "items, tasks, round trips or requests", .min = 1, .max = 1000000,
@@ -240,6 +240,27 @@ static int prepare(struct cl_run *run, char *err, size_t len)
         snprintf(err, len, "hybrid: --threads: not used here (a pool's size: --workers)");
         return 1;
     }
+    /* the size flags each family reads; a flag it would ignore is refused */
+    static const struct {
+        int param;
+        unsigned kinds; /* bit per enum kind */
+        const char *who;
+    } uses[] = {
+        {CALLS, 1u << TO_THREAD, "to-thread and blocking-in-loop"},
+        {JOBS, 1u << CPU_THREADS | 1u << CPU_PROCS, "cpu-to-thread and cpu-to-procs"},
+        {WORKERS, 1u << TO_THREAD | 1u << CPU_THREADS | 1u << CPU_PROCS | 1u << POOL_IN_CALLBACK,
+         "the variants with a pool of their own size"},
+        {ITEMS,
+         1u << LOST_WAKEUP | 1u << CROSS_THREAD | 1u << CALLBACK_ON_ERROR | 1u << LOOP_THREAD |
+             1u << MESSAGE_BUS | 1u << POOL_IN_CALLBACK,
+         "the bridge's variants and pool-in-callback"},
+    };
+    for (size_t i = 0; i < sizeof uses / sizeof uses[0]; i++)
+        if (cl_param_given(run, (size_t)uses[i].param) && !(uses[i].kinds & 1u << k)) {
+            snprintf(err, len, "hybrid: --%s: not used by %s (only %s)",
+                     run->chapter->params[uses[i].param].name, run->variant->name, uses[i].who);
+            return 1;
+        }
     if (cl_param_given(run, GIL) && k != CPU_THREADS) {
         snprintf(err, len, "hybrid: --gil: only cpu-to-thread takes it, not %s",
                  run->variant->name);
@@ -281,6 +302,10 @@ static int prepare(struct cl_run *run, char *err, size_t len)
         p[ITEMS] = items[k] != 0 ? items[k] : 1;
     if (k == MESSAGE_BUS && p[ITEMS] > 1000) {
         snprintf(err, len, "hybrid: --items %lld: message-bus takes 1 to 1000 requests", p[ITEMS]);
+        return 1;
+    }
+    if (k == CROSS_THREAD && p[ITEMS] > 10000) {
+        snprintf(err, len, "hybrid: --items %lld: cross-thread-unsafe takes 1 to 10000", p[ITEMS]);
         return 1;
     }
     if ((k == POOL_IN_CALLBACK || k == CALLBACK_ON_ERROR || k == LOST_WAKEUP) && p[ITEMS] > 100) {

@@ -247,6 +247,11 @@ assert_exact_run() { # what
 --variant cpu-to-thread --on loop --gil on|--gil
 --variant to-thread --posters 3|--posters
 --variant loop-thread --posters 101|--posters
+--variant to-thread --items 3|--items
+--variant message-bus --workers 3|--workers
+--variant loop-thread --calls 2|--calls
+--variant hybrid-service --jobs 2|--jobs
+--variant cross-thread-unsafe --items 20000|--items
 --variant nope|nope
 EOF
 }
