@@ -4,6 +4,7 @@
 
 #include "cl_async.h"
 #include "cl_barrier.h"
+#include "cl_bridge.h"
 #include "cl_chapter.h"
 #include "cl_check.h"
 #include "cl_child.h"
