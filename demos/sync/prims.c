@@ -61,7 +61,7 @@ void pool_worker(struct cl_worker *w)
 void join_worker(struct cl_worker *w)
 {
     bool state = how_of(w->run)->fixed;
-    if (w->id == 1) { /* the child: finishes at once, and says so */
+    if (w->id == 0) { /* T1, the child: finishes at once, and says so */
         CL_PT(pthread_mutex_lock(&S.m));
         S.done = true; /* join-state records it; lost-wakeup's parent never reads it */
         atomic_store(&S.signal_ns, cl_now_ns());
@@ -71,7 +71,7 @@ void join_worker(struct cl_worker *w)
         cl_tick(w);
         return;
     }
-    CL_SYS_RETRY(sem_wait(&S.signalled)); /* the parent comes to join after the signal */
+    CL_SYS_RETRY(sem_wait(&S.signalled)); /* T2, the parent, joins after the signal */
     cl_status(w, "sleeps in pthread_cond_wait for the child's signal");
     CL_PT(pthread_mutex_lock(&S.m));
     atomic_store(&S.wait_ns, cl_now_ns());

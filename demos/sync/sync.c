@@ -16,7 +16,7 @@ struct shared S;
 
 static bool two_threads(enum kind k)
 {
-    return k == LOST_WAKEUP || k == EVENTS || k == SEM_MUTEX;
+    return k == LOST_WAKEUP || k == EVENTS || k == SEM_MUTEX || k == TIMED_BUF;
 }
 
 static int prepare(struct cl_run *run, char *err, size_t errlen)
@@ -29,9 +29,9 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
     }
     if (two_threads(kind) && run->threads != 2) {
         snprintf(err, errlen, "sync: --threads: %s runs exactly 2 threads (%s)", v,
-                 kind == EVENTS      ? "a producer and a consumer"
-                 : kind == SEM_MUTEX ? "a consumer and a producer"
-                                     : "a parent and a child");
+                 kind == EVENTS || kind == TIMED_BUF ? "a producer and a consumer"
+                 : kind == SEM_MUTEX                 ? "a consumer and a producer"
+                                                     : "a child and a parent");
         return 1;
     }
     if (kind == RW_STARVE && run->threads < 3) {
@@ -39,6 +39,13 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
                  "sync: --threads: rwlock-starve needs at least 3 threads, a writer and two "
                  "readers (3 to %d)",
                  cl_max_threads(run->chapter));
+        return 1;
+    }
+    if ((kind == GUN || kind == STATE_WAIT) && run->threads < 2) {
+        snprintf(err, errlen,
+                 "sync: --threads: %s needs at least 2 threads, one to signal and one to wait "
+                 "(2 to %d)",
+                 v, cl_max_threads(run->chapter));
         return 1;
     }
     return 0;
@@ -85,6 +92,31 @@ static void setup(const struct cl_run *run)
         CL_PT(cl_cond_init_monotonic(&S.baton_cv));
         break;
     case LAZY_INIT:
+        break;
+    case GUN:
+        CL_SYS(sem_init(&S.next_round, 0, 0));
+        CL_SYS(sem_init(&S.arrived, 0, 0));
+        CL_SYS(sem_init(&S.woke, 0, 0));
+        CL_PT(cl_event_init(&S.start));
+        CL_PT(pthread_barrier_init(&S.gate, NULL, (unsigned)n));
+        S.wake_ns = cl_xcalloc((size_t)n, sizeof *S.wake_ns);
+        for (int g = 0; g < 2; g++) {
+            S.skew_us[g] = cl_xcalloc(run->iters, sizeof(double));
+            S.first_us[g] = cl_xcalloc(run->iters, sizeof(double));
+        }
+        break;
+    case STATE_WAIT:
+        CL_PT(pthread_mutex_init(&S.m, NULL));
+        CL_SYS(sem_init(&S.arrived, 0, 0));
+        CL_PT(pthread_barrier_init(&S.gate, NULL, (unsigned)n));
+        for (int c = 0; c <= STATES; c++)
+            CL_PT(pthread_cond_init(&S.state_cv[c], NULL));
+        for (int p = 0; p < 2; p++)
+            S.wakeups[p] = cl_xcalloc((size_t)n, sizeof(uint64_t));
+        break;
+    case TIMED_BUF:
+        CL_PT(pthread_mutex_init(&S.m, NULL));
+        CL_PT(cl_cond_init_monotonic(&S.cv));
         break;
     }
 }
@@ -165,6 +197,63 @@ static void check_lazy(const struct cl_run *run, struct cl_result *res)
         (run->variant->tags & CL_RACY) ? "; the unlocked read is a data race" : "");
 }
 
+static void check_gun(const struct cl_run *run, struct cl_result *res)
+{
+    static const char *const names[2][2] = {{"skew_event_us", "first_wake_event_us"},
+                                            {"skew_barrier_us", "first_wake_barrier_us"}};
+    double med[2][2];
+    for (int g = 0; g < 2; g++) {
+        med[g][0] = cl_median(S.skew_us[g], run->iters);
+        med[g][1] = cl_median(S.first_us[g], run->iters);
+        cl_metric_real(res, names[g][0], med[g][0]);
+        cl_metric_real(res, names[g][1], med[g][1]);
+    }
+    res->exact = true; /* every worker woke in every round, or the run would hang */
+    cl_metric_int(res, "rounds", (long long)run->iters);
+    cl_verdict(res,
+               "%d workers, median over %llu rounds: last wake - first wake %.1f us with an "
+               "event, %.1f us with a barrier",
+               run->threads - 1, (unsigned long long)run->iters, med[0][0], med[1][0]);
+}
+
+static void check_states(const struct cl_run *run, struct cl_result *res)
+{
+    uint64_t total[2] = {0, 0}, want_broadcast = 0;
+    int waiters = run->threads - 1;
+    for (int id = 1; id <= waiters; id++) {
+        total[0] += S.wakeups[0][id];
+        total[1] += S.wakeups[1][id];
+        want_broadcast +=
+            (uint64_t)((id - 1) % STATES + 1); /* woken at every change up to its own */
+    }
+    res->exact = total[0] == want_broadcast && total[1] == (uint64_t)waiters;
+    cl_metric_int(res, "waiters", waiters);
+    cl_metric_int(res, "wakeups_broadcast", (long long)total[0]);
+    cl_metric_int(res, "wakeups_per_state", (long long)total[1]);
+    cl_metric_real(res, "wakeups_per_waiter_broadcast", (double)total[0] / waiters);
+    cl_metric_real(res, "wakeups_per_waiter_per_state", (double)total[1] / waiters);
+    cl_verdict(res,
+               "%d waiters over %d states: %.1f wake-ups per waiter with one condition, %.1f with "
+               "one per state",
+               waiters, STATES, (double)total[0] / waiters, (double)total[1] / waiters);
+}
+
+static void check_timed_buffer(const struct cl_run *run, struct cl_result *res)
+{
+    uint64_t consumed = SUM(consumed), dropped = SUM(skipped);
+    res->exact = consumed == run->iters;
+    res->ops = run->iters + consumed;
+    cl_metric_int(res, "produced", (long long)run->iters);
+    cl_metric_int(res, "consumed", (long long)consumed);
+    cl_metric_int(res, "dropped", (long long)dropped);
+    cl_metric_int(res, "left", S.count);
+    cl_verdict(res,
+               "%llu of %llu items consumed, %llu dropped by a timed-out put, %d left in the "
+               "buffer: the consumer took a %.0f ms pause for the end",
+               (unsigned long long)consumed, (unsigned long long)run->iters,
+               (unsigned long long)dropped, S.count, (double)TIMED_PAUSE_NS / 1e6);
+}
+
 static void check(const struct cl_run *run, struct cl_result *res)
 {
     const struct how *how = how_of(run);
@@ -211,6 +300,15 @@ static void check(const struct cl_run *run, struct cl_result *res)
     case LAZY_INIT:
         check_lazy(run, res);
         break;
+    case GUN:
+        check_gun(run, res);
+        break;
+    case STATE_WAIT:
+        check_states(run, res);
+        break;
+    case TIMED_BUF:
+        check_timed_buffer(run, res);
+        break;
     }
 }
 
@@ -221,8 +319,8 @@ static void report(int fd, const struct cl_run *run)
     case LOST_WAKEUP: {
         uint64_t sig = atomic_load(&S.signal_ns), wait = atomic_load(&S.wait_ns);
         dprintf(fd,
-                "lost wake-up: T2 signalled %.1f us before T1 began to wait; a signal wakes "
-                "only a thread already waiting, and no state recorded it: T1 sleeps for ever\n",
+                "lost wake-up: T1 signalled %.1f us before T2 began to wait; a signal wakes "
+                "only a thread already waiting, and no state recorded it: T2 sleeps for ever\n",
                 wait > sig ? (double)(wait - sig) / 1e3 : 0);
         break;
     }
@@ -263,6 +361,18 @@ static void teardown(const struct cl_run *run)
         for (int i = 0; i < run->threads; i++)
             free(S.tallies[i].waits);
         free(S.turn);
+    } else if (kind == GUN) {
+        cl_event_destroy(&S.start);
+        pthread_barrier_destroy(&S.gate);
+        free((void *)S.wake_ns);
+        for (int g = 0; g < 2; g++) {
+            free(S.skew_us[g]);
+            free(S.first_us[g]);
+        }
+    } else if (kind == STATE_WAIT) {
+        pthread_barrier_destroy(&S.gate);
+        for (int p = 0; p < 2; p++)
+            free(S.wakeups[p]);
     }
     free(S.tallies);
 }
@@ -323,6 +433,14 @@ static const struct cl_variant variants[] = {
     {"rwlock-starve", CL_HANGS,
      "readers hold the read lock hand over hand; the writer never gets in", .kind = RW_STARVE,
      .worker = rw_starve_worker, .threads = 3, .iters = 5, .max_iters = 1000, .data = &broken},
+    {"starting-gun", CL_CORRECT, "workers released together by an event, then by a barrier",
+     .kind = GUN, .worker = gun_thread, .threads = 6, .iters = 20, .max_iters = 10000},
+    {"state-machine", CL_CORRECT,
+     "waiters for each state: one broadcast condition, then one condition per state",
+     .kind = STATE_WAIT, .worker = state_thread, .threads = 11, .iters = 1, .max_iters = 1},
+    {"cond-timed-signal", CL_WRONG,
+     "one condition, timed waits: a timeout reads as the end, and puts drop items",
+     .kind = TIMED_BUF, .worker = timed_buffer_thread, .threads = 2, .iters = 10, .max_iters = 100},
     {"dcl-broken", CL_RACY, "double-checked initialisation with a plain pointer", .kind = LAZY_INIT,
      .worker = lazy_worker, .threads = 2, .iters = 1000000, .data = &lazy_broken},
     {"dcl-atomic", CL_CORRECT, "the same with an acquire load and a release store",

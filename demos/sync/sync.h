@@ -22,6 +22,9 @@ enum kind {
     RW_MIX,      /* rwlock-reader-pref, -writer-pref, -fair, rwlock-mutex */
     RW_STARVE,   /* rwlock-starve */
     LAZY_INIT,   /* dcl-broken, dcl-atomic, once */
+    GUN,         /* starting-gun */
+    STATE_WAIT,  /* state-machine */
+    TIMED_BUF,   /* cond-timed-signal */
 };
 
 /* The locks the reader-writer variants choose from (--lock's order). */
@@ -42,9 +45,13 @@ static inline const struct how *how_of(const struct cl_run *run)
     return run->variant->data;
 }
 
-#define POOL_PERMITS  3
-#define GIVE_UP_NS    100000000ull /* rwlock-starve: a reader's wait for its successor */
-#define MAX_WAIT_LOGS 65536        /* writer waits kept per thread */
+#define POOL_PERMITS   3
+#define GIVE_UP_NS     100000000ull /* rwlock-starve: a reader's wait for its successor */
+#define MAX_WAIT_LOGS  65536        /* writer waits kept per thread */
+#define STATES         5            /* state-machine: the service's states after 0 */
+#define BUF_CAP        2            /* cond-timed-signal: the buffer's slots */
+#define TIMED_WAIT_NS  5000000ull   /* cond-timed-signal: every timed wait, 5 ms */
+#define TIMED_PAUSE_NS 50000000ull  /* ... shorter than the producer's pause, 50 ms */
 
 /* One reader-writer lock of any policy. */
 struct rw {
@@ -103,6 +110,20 @@ struct shared {
     atomic_int inits;
     atomic_bool go;
     double mutex_call_ns, floor_ns;
+    /* GUN */
+    sem_t next_round, arrived, woke;
+    struct cl_event start;
+    pthread_barrier_t gate; /* GUN, STATE_WAIT: every thread */
+    _Atomic uint64_t *wake_ns;
+    uint64_t fired_ns;
+    double *skew_us[2], *first_us[2]; /* per round: [0] the event, [1] the barrier */
+    /* STATE_WAIT: S.m guards these */
+    int state, asleep_on[STATES + 1];
+    pthread_cond_t state_cv[STATES + 1]; /* [0]: the one for all states */
+    uint64_t *wakeups[2], total_wakeups; /* per waiter: [0] one condition, [1] per state */
+    /* TIMED_BUF: S.m and S.cv guard these */
+    uint64_t buf[BUF_CAP];
+    int head, count;
     uint64_t sink;
     struct tally *tallies;
 };
@@ -117,5 +138,8 @@ void sem_mutex_worker(struct cl_worker *w);
 void rw_mix_worker(struct cl_worker *w);
 void rw_starve_worker(struct cl_worker *w);
 void lazy_worker(struct cl_worker *w);
+void gun_thread(struct cl_worker *w);
+void state_thread(struct cl_worker *w);
+void timed_buffer_thread(struct cl_worker *w);
 
 #endif
