@@ -57,7 +57,7 @@ bool cl_event_is_set(struct cl_event *e)
 
 bool cl_event_wait(struct cl_event *e, double timeout_s)
 {
-    struct timespec at = cl_deadline_ns(timeout_s > 0 ? timeout_ns(timeout_s) : 0);
+    struct timespec at = {0};
     CL_PT(pthread_mutex_lock(&e->mu));
     /* The flag, not the wake-up, is the news: a set that came first is seen here. */
     while (!e->flag) {
@@ -65,6 +65,8 @@ bool cl_event_wait(struct cl_event *e, double timeout_s)
             CL_PT(pthread_cond_wait(&e->cv, &e->mu));
             continue;
         }
+        if (at.tv_sec == 0 && at.tv_nsec == 0) /* the clock is read only when it must wait */
+            at = cl_deadline_ns(timeout_ns(timeout_s));
         int rc = pthread_cond_timedwait(&e->cv, &e->mu, &at);
         if (rc == ETIMEDOUT)
             break;
@@ -178,14 +180,15 @@ void cl_rwlock_rdlock(struct cl_rwlock *l)
         CL_PT(pthread_cond_wait(&l->cv, &l->mu));
     l->readers++;
     l->serving++;
-    CL_PT(pthread_cond_broadcast(&l->cv)); /* the next in line may be a reader too */
+    if (l->next != l->serving) /* someone is in line: it may be a reader too */
+        CL_PT(pthread_cond_broadcast(&l->cv));
     CL_PT(pthread_mutex_unlock(&l->mu));
 }
 
 void cl_rwlock_rdunlock(struct cl_rwlock *l)
 {
     CL_PT(pthread_mutex_lock(&l->mu));
-    if (--l->readers == 0)
+    if (--l->readers == 0 && l->next != l->serving) /* a writer may be first in line */
         CL_PT(pthread_cond_broadcast(&l->cv));
     CL_PT(pthread_mutex_unlock(&l->mu));
 }
@@ -205,7 +208,8 @@ void cl_rwlock_wrunlock(struct cl_rwlock *l)
 {
     CL_PT(pthread_mutex_lock(&l->mu));
     l->writer = false;
-    CL_PT(pthread_cond_broadcast(&l->cv));
+    if (l->next != l->serving)
+        CL_PT(pthread_cond_broadcast(&l->cv));
     CL_PT(pthread_mutex_unlock(&l->mu));
 }
 

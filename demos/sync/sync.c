@@ -41,6 +41,11 @@ static int prepare(struct cl_run *run, char *err, size_t errlen)
                  cl_max_threads(run->chapter));
         return 1;
     }
+    if (kind == COSTS && run->threads > MAX_COST_THREADS) {
+        snprintf(err, errlen, "sync: --threads: primitive-costs runs 1 to %d threads",
+                 MAX_COST_THREADS);
+        return 1;
+    }
     if ((kind == GUN || kind == STATE_WAIT) && run->threads < 2) {
         snprintf(err, errlen,
                  "sync: --threads: %s needs at least 2 threads, one to signal and one to wait "
@@ -117,6 +122,16 @@ static void setup(const struct cl_run *run)
     case TIMED_BUF:
         CL_PT(pthread_mutex_init(&S.m, NULL));
         CL_PT(cl_cond_init_monotonic(&S.cv));
+        break;
+    case COSTS:
+        CL_PT(pthread_mutex_init(&S.m, NULL));
+        CL_SYS(sem_init(&S.items, 0, 1));
+        CL_PT(cl_bsem_init(&S.bpool, 1));
+        CL_PT(cl_event_init(&S.start));
+        cl_event_set(&S.start);
+        rw_init(&S.lock, RW_READER_PREF);
+        CL_PT(cl_rwlock_init(&S.fair));
+        CL_PT(pthread_barrier_init(&S.gate, NULL, (unsigned)n));
         break;
     }
 }
@@ -254,6 +269,28 @@ static void check_timed_buffer(const struct cl_run *run, struct cl_result *res)
                (unsigned long long)dropped, S.count, (double)TIMED_PAUSE_NS / 1e6);
 }
 
+static void check_costs(const struct cl_run *run, struct cl_result *res)
+{
+    static const char *const names[NPRIMS] = {"mutex_ns",     "sem_ns",       "bsem_ns",
+                                              "event_ns",     "rw_read_ns",   "rw_write_ns",
+                                              "fair_read_ns", "fair_write_ns"};
+    double ns[NPRIMS], v[MAX_COST_THREADS];
+    for (int p = 0; p < NPRIMS; p++) {
+        for (int i = 0; i < run->threads; i++)
+            v[i] = S.tallies[i].prim_ns[p];
+        ns[p] = cl_median(v, (size_t)run->threads);
+        cl_metric_real(res, names[p], ns[p]);
+    }
+    res->exact = true;
+    res->ops = (uint64_t)run->threads * run->iters * NPRIMS;
+    cl_verdict(res,
+               "ns per acquire and release, %d thread(s): mutex %.1f, sem_t %.1f, bounded %.1f "
+               "(%.2fx sem_t), event %.1f, rwlock %.1f / %.1f, fair %.1f / %.1f",
+               run->threads, ns[P_MUTEX], ns[P_SEM], ns[P_BSEM],
+               ns[P_SEM] > 0 ? ns[P_BSEM] / ns[P_SEM] : 0, ns[P_EVENT], ns[P_RW_READ],
+               ns[P_RW_WRITE], ns[P_FAIR_READ], ns[P_FAIR_WRITE]);
+}
+
 static void check(const struct cl_run *run, struct cl_result *res)
 {
     const struct how *how = how_of(run);
@@ -308,6 +345,9 @@ static void check(const struct cl_run *run, struct cl_result *res)
         break;
     case TIMED_BUF:
         check_timed_buffer(run, res);
+        break;
+    case COSTS:
+        check_costs(run, res);
         break;
     }
 }
@@ -369,6 +409,13 @@ static void teardown(const struct cl_run *run)
             free(S.skew_us[g]);
             free(S.first_us[g]);
         }
+    } else if (kind == COSTS) {
+        sem_destroy(&S.items);
+        cl_bsem_destroy(&S.bpool);
+        cl_event_destroy(&S.start);
+        rw_destroy(&S.lock);
+        cl_rwlock_destroy(&S.fair);
+        pthread_barrier_destroy(&S.gate);
     } else if (kind == STATE_WAIT) {
         pthread_barrier_destroy(&S.gate);
         for (int p = 0; p < 2; p++)
@@ -441,6 +488,9 @@ static const struct cl_variant variants[] = {
     {"cond-timed-signal", CL_WRONG,
      "one condition, timed waits: a timeout reads as the end, and puts drop items",
      .kind = TIMED_BUF, .worker = timed_buffer_thread, .threads = 2, .iters = 10, .max_iters = 100},
+    {"primitive-costs", CL_CORRECT,
+     "ns per acquire and release of each primitive, every thread on it at once", .kind = COSTS,
+     .worker = costs_worker, .threads = 1, .iters = 200000, .max_iters = 100000000},
     {"dcl-broken", CL_RACY, "double-checked initialisation with a plain pointer", .kind = LAZY_INIT,
      .worker = lazy_worker, .threads = 2, .iters = 1000000, .data = &lazy_broken},
     {"dcl-atomic", CL_CORRECT, "the same with an acquire load and a release store",

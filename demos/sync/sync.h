@@ -25,6 +25,7 @@ enum kind {
     GUN,         /* starting-gun */
     STATE_WAIT,  /* state-machine */
     TIMED_BUF,   /* cond-timed-signal */
+    COSTS,       /* primitive-costs */
 };
 
 /* The locks the reader-writer variants choose from (--lock's order). */
@@ -45,13 +46,27 @@ static inline const struct how *how_of(const struct cl_run *run)
     return run->variant->data;
 }
 
-#define POOL_PERMITS   3
-#define GIVE_UP_NS     100000000ull /* rwlock-starve: a reader's wait for its successor */
-#define MAX_WAIT_LOGS  65536        /* writer waits kept per thread */
-#define STATES         5            /* state-machine: the service's states after 0 */
-#define BUF_CAP        2            /* cond-timed-signal: the buffer's slots */
-#define TIMED_WAIT_NS  5000000ull   /* cond-timed-signal: every timed wait, 5 ms */
-#define TIMED_PAUSE_NS 50000000ull  /* ... shorter than the producer's pause, 50 ms */
+#define POOL_PERMITS     3
+#define GIVE_UP_NS       100000000ull /* rwlock-starve: a reader's wait for its successor */
+#define MAX_WAIT_LOGS    65536        /* writer waits kept per thread */
+#define MAX_COST_THREADS 64           /* primitive-costs: --threads at most */
+#define STATES           5            /* state-machine: the service's states after 0 */
+#define BUF_CAP          2            /* cond-timed-signal: the buffer's slots */
+#define TIMED_WAIT_NS    5000000ull   /* cond-timed-signal: every timed wait, 5 ms */
+#define TIMED_PAUSE_NS   50000000ull  /* ... shorter than the producer's pause, 50 ms */
+
+/* The primitives primitive-costs times, in its metrics' order. */
+enum prim {
+    P_MUTEX,
+    P_SEM,
+    P_BSEM,
+    P_EVENT,
+    P_RW_READ,
+    P_RW_WRITE,
+    P_FAIR_READ,
+    P_FAIR_WRITE,
+    NPRIMS
+};
 
 /* One reader-writer lock of any policy. */
 struct rw {
@@ -72,7 +87,8 @@ struct tally {
     _Alignas(64) uint64_t reads, writes, torn, refused, consumed, skipped;
     uint64_t *waits; /* RW_MIX: each write's wait for the lock, ns */
     uint64_t nwaits, censored;
-    double call_ns; /* LAZY_INIT: per get() after initialisation */
+    double call_ns;         /* LAZY_INIT: per get() after initialisation */
+    double prim_ns[NPRIMS]; /* COSTS: ns per acquire and release */
 };
 
 /* What the threads of a run share; setup() makes it, teardown() frees it. */
@@ -98,6 +114,7 @@ struct shared {
     uint64_t buffered;
     /* RW_MIX, RW_STARVE */
     struct rw lock;
+    struct cl_rwlock fair;         /* COSTS */
     uint64_t a, b;                 /* equal whenever no writer is inside */
     atomic_int inside, max_inside; /* readers in the read section */
     uint64_t deadline_ns;
@@ -141,5 +158,6 @@ void lazy_worker(struct cl_worker *w);
 void gun_thread(struct cl_worker *w);
 void state_thread(struct cl_worker *w);
 void timed_buffer_thread(struct cl_worker *w);
+void costs_worker(struct cl_worker *w);
 
 #endif

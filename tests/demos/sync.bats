@@ -21,11 +21,11 @@ assert_clean() { # what
 
 # --- the declaration -------------------------------------------------------
 
-@test "sync --list: 20 variants, with their tags" {
-    assert_list sync 20
+@test "sync --list: 21 variants, with their tags" {
+    assert_list sync 21
     for v in semaphore-pool bounded join-state event-handshake semaphore-mutex-fixed \
         rwlock-reader-pref rwlock-writer-pref rwlock-fair rwlock-mutex dcl-atomic once \
-        starting-gun state-machine; do
+        starting-gun state-machine primitive-costs; do
         assert_line --regexp "^$v"$'\tcorrect\t'
     done
     for v in over-release event-no-ack cond-timed-signal; do
@@ -39,7 +39,7 @@ assert_clean() { # what
 @test "sync with no flags runs every variant as declared" {
     run_in_session "$S" --quiet
     assert_success # under TSan too: dcl-broken's 66 is what it declares
-    assert_output --partial "all 20 variants behaved as declared"
+    assert_output --partial "all 21 variants behaved as declared"
 }
 
 # --- semaphores ---------------------------------------------------------------
@@ -210,6 +210,18 @@ assert_clean() { # what
     done
 }
 
+@test "primitive-costs: a cost for every primitive, at 1 and 2 threads" {
+    for t in 1 2; do
+        run --separate-stderr "$S" --variant primitive-costs --threads "$t" --iters 20000 --json
+        assert_success
+        assert_json ".exact == true and .ops == $((t * 20000 * 8))"
+        for m in mutex sem bsem event rw_read rw_write fair_read fair_write; do
+            assert_json ".metrics.${m}_ns > 0"
+        done
+        assert_clean primitive-costs
+    done
+}
+
 # --- initialisation once ------------------------------------------------------------
 
 @test "dcl-broken, dcl-atomic, once: one initialisation, every call sees it" {
@@ -238,6 +250,7 @@ assert_clean() { # what
 --variant rwlock-starve --threads 2|rwlock-starve needs at least 3 threads, a writer and two readers
 --variant cond-timed-signal --threads 3|cond-timed-signal runs exactly 2 threads (a producer and a consumer)
 --variant starting-gun --threads 1|starting-gun needs at least 2 threads
+--variant primitive-costs --threads 65|primitive-costs runs 1 to 64 threads
 TABLE
 }
 
@@ -248,6 +261,7 @@ TABLE
     sigint_every_phase "$S" --variant once --iters 1000
     sigint_every_phase "$S" --variant starting-gun --iters 2
     sigint_every_phase "$S" --variant state-machine
+    sigint_every_phase "$S" --variant primitive-costs --iters 1000
     sigint_every_phase "$S" --variant rwlock-starve --lock fair --iters 1
 }
 
