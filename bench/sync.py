@@ -33,7 +33,7 @@ def tables(s):
         for t in ("1", "2"):
             m = _median(s, "costs", {"threads": t}, key)
             if m:
-                lines.append(f"{name}, {t}T\t{m[0]}\t{m[1]}\t{m[2]}\t{'correct' if t == '1' else 'other'}")
+                lines.append(f"{name}, {t}T\t{m[0]}\t{m[1]}\t{m[2]}\tother")
             cells.append(fmt(m[0]) if m else "")
             cells.append(fmt(m[0] / floor) if m and floor else "")
         py = CPYTHON.get(key)
@@ -48,6 +48,6 @@ def tables(s):
             rows, [":--"] + ["--:"] * 5)
         out.append("")
         out += s.chart("bars", "\n".join(lines) + "\n", "sync-costs",
-                       "ns per acquire and release: 1 thread (green) and 2 threads (blue); whiskers min-max",
+                       "ns per acquire and release, 1 thread (1T) and 2 threads (2T); whiskers min-max",
                        ylabel="ns per operation (log)", logy=1)
     return out

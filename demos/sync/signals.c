@@ -84,7 +84,7 @@ void gun_thread(struct cl_worker *w)
 /* --- a service's states ------------------------------------------------------------ */
 
 /* The state waiter id waits for: 1 .. STATES, in turn. */
-static int target_of(int id)
+static int state_of(int id)
 {
     return (id - 1) % STATES + 1;
 }
@@ -92,7 +92,7 @@ static int target_of(int id)
 /* [snippet states] */
 static void state_waiter(struct cl_worker *w, int phase)
 {
-    int want = target_of(w->id), c = phase == 1 ? want : 0; /* the condition it sleeps on */
+    int want = state_of(w->id), c = phase == 1 ? want : 0; /* the condition it sleeps on */
     CL_PT(pthread_mutex_lock(&S.m));
     CL_SYS(sem_post(&S.arrived)); /* posted with the mutex held: asleep before any change */
     while (S.state < want) {
@@ -150,11 +150,12 @@ static bool timed_put(uint64_t item, uint64_t timeout_ns)
     CL_PT(pthread_mutex_lock(&S.m));
     while (S.count == BUF_CAP) {
         int rc = pthread_cond_timedwait(&S.cv, &S.m, &at);
-        if (rc == ETIMEDOUT) {
+        if (rc == ETIMEDOUT && S.count == BUF_CAP) { /* wait_for: the predicate decides */
             CL_PT(pthread_mutex_unlock(&S.m));
             return false; /* the caller ignores it: the item is gone */
         }
-        CL_PT(rc);
+        if (rc != ETIMEDOUT)
+            CL_PT(rc);
     }
     S.buf[(S.head + S.count++) % BUF_CAP] = item;
     CL_PT(pthread_cond_signal(&S.cv)); /* one condition for "not empty" and "not full" */
@@ -162,18 +163,19 @@ static bool timed_put(uint64_t item, uint64_t timeout_ns)
     return true;
 }
 
-/* get(timeout): 0 (no item) when the wait times out, whatever came meanwhile. */
+/* get(timeout): 0 (no item) when the buffer is still empty at the timeout. */
 static uint64_t timed_get(uint64_t timeout_ns)
 {
     struct timespec at = cl_deadline_ns(timeout_ns);
     CL_PT(pthread_mutex_lock(&S.m));
     while (S.count == 0) {
         int rc = pthread_cond_timedwait(&S.cv, &S.m, &at);
-        if (rc == ETIMEDOUT) {
+        if (rc == ETIMEDOUT && S.count == 0) {
             CL_PT(pthread_mutex_unlock(&S.m));
             return 0;
         }
-        CL_PT(rc);
+        if (rc != ETIMEDOUT)
+            CL_PT(rc);
     }
     uint64_t item = S.buf[S.head];
     S.head = (S.head + 1) % BUF_CAP;
