@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "sync.h"
 
@@ -104,7 +105,9 @@ void rw_mix_worker(struct cl_worker *w)
 {
     struct tally *t = &S.tallies[w->id];
     uint64_t reads = (uint64_t)cl_param(w->run, READS), work = (uint64_t)cl_param(w->run, WORK_NS);
-    for (uint64_t i = 0; i < w->iters && cl_now_ns() < S.deadline_ns; i++) {
+    /* from the open gate, which every worker passes within microseconds */
+    uint64_t deadline = cl_now_ns() + (uint64_t)cl_param(w->run, DURATION) * 1000000;
+    for (uint64_t i = 0; i < w->iters && cl_now_ns() < deadline; i++) {
         if (cl_rand(w) % 100 < reads) {
             read_once(t, work);
         } else {
@@ -117,7 +120,7 @@ void rw_mix_worker(struct cl_worker *w)
             cl_busy_ns(work);
             S.b++;
             rw_wrunlock(&S.lock);
-            t->censored += got >= S.deadline_ns; /* it waited past the end of the run */
+            t->censored += got >= deadline; /* it waited past the end of the run */
             if (t->nwaits < MAX_WAIT_LOGS)
                 t->waits[t->nwaits++] = got - t0;
             t->writes++;
@@ -207,3 +210,46 @@ void rw_starve_worker(struct cl_worker *w)
     else
         starve_reader(w);
 }
+
+/* --- a read lock taken twice while a writer waits ----------------------------------- */
+
+/* Until the writer is asleep in the kernel: it has published its thread id and
+ * has nothing left to do but wait for the write lock. */
+static void await_blocked_writer(void)
+{
+    pid_t tid;
+    while ((tid = atomic_load(&S.writer_tid)) == 0)
+        cl_sleep_ns(50000);
+    struct cl_sched_probe p;
+    CL_PT(cl_sched_open(&p, tid));
+    struct cl_sched_sample s;
+    while (cl_sched_read(&p, &s) && cl_sched_kind(&s) != CL_SPAN_BLOCKED)
+        cl_sleep_ns(50000);
+    cl_sched_close(&p);
+}
+
+/* [snippet recursive-read] */
+void rw_recursive_worker(struct cl_worker *w)
+{
+    if (w->id == 1) { /* T2, the writer: arrives while T1 reads */
+        CL_SYS_RETRY(sem_wait(&S.items));
+        cl_status(w, "waits for the write lock (T1 holds a read lock)");
+        atomic_store(&S.writer_tid, gettid());
+        rw_wrlock(&S.lock);
+        cl_status(w, NULL);
+        rw_wrunlock(&S.lock);
+        cl_tick(w);
+        return;
+    }
+    rw_rdlock(&S.lock); /* T1 reads ... */
+    CL_SYS(sem_post(&S.items));
+    await_blocked_writer(); /* ... while T2 waits to write ... */
+    cl_status(w, "holds a read lock, waits for a second one behind the writer");
+    rw_rdlock(&S.lock); /* ... and reads again: behind the writer, who waits for T1 */
+    cl_status(w, NULL);
+    S.tallies[w->id].reads = 2;
+    rw_rdunlock(&S.lock);
+    rw_rdunlock(&S.lock);
+    cl_tick(w);
+}
+/* [end recursive-read] */

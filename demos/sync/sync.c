@@ -16,20 +16,26 @@ struct shared S;
 
 static bool two_threads(enum kind k)
 {
-    return k == LOST_WAKEUP || k == EVENTS || k == SEM_MUTEX || k == TIMED_BUF;
+    return k == LOST_WAKEUP || k == EVENTS || k == SEM_MUTEX || k == TIMED_BUF || k == RW_RECURSE;
 }
 
 static int prepare(struct cl_run *run, char *err, size_t errlen)
 {
     enum kind kind = run->variant->kind;
     const char *v = run->variant->name;
-    if (cl_param_given(run, LOCK) && kind != RW_STARVE) {
-        snprintf(err, errlen, "sync: --lock: only rwlock-starve takes a lock kind, not %s", v);
+    if (cl_param_given(run, LOCK) && kind != RW_STARVE && kind != RW_RECURSE) {
+        snprintf(err, errlen,
+                 "sync: --lock: only rwlock-starve and rwlock-recursive-read take a lock kind, "
+                 "not %s",
+                 v);
         return 1;
     }
+    if (!cl_param_given(run, LOCK))
+        run->param[LOCK] = kind == RW_RECURSE ? RW_WRITER_PREF : RW_READER_PREF;
     if (two_threads(kind) && run->threads != 2) {
         snprintf(err, errlen, "sync: --threads: %s runs exactly 2 threads (%s)", v,
                  kind == EVENTS || kind == TIMED_BUF ? "a producer and a consumer"
+                 : kind == RW_RECURSE                ? "a reader and a writer"
                  : kind == SEM_MUTEX                 ? "a consumer and a producer"
                                                      : "a child and a parent");
         return 1;
@@ -86,7 +92,6 @@ static void setup(const struct cl_run *run)
         rw_init(&S.lock, how->lock);
         for (int i = 0; i < n; i++)
             S.tallies[i].waits = cl_xcalloc(MAX_WAIT_LOGS, sizeof(uint64_t));
-        S.deadline_ns = cl_now_ns() + (uint64_t)cl_param(run, DURATION) * 1000000;
         break;
     case RW_STARVE:
         rw_init(&S.lock, (enum rw_policy)cl_param(run, LOCK));
@@ -95,6 +100,10 @@ static void setup(const struct cl_run *run)
             CL_SYS(sem_init(&S.turn[i], 0, i == 0));
         CL_PT(pthread_mutex_init(&S.baton_mu, NULL));
         CL_PT(cl_cond_init_monotonic(&S.baton_cv));
+        break;
+    case RW_RECURSE:
+        rw_init(&S.lock, (enum rw_policy)cl_param(run, LOCK));
+        CL_SYS(sem_init(&S.items, 0, 0));
         break;
     case LAZY_INIT:
         break;
@@ -334,6 +343,13 @@ static void check(const struct cl_run *run, struct cl_result *res)
                    lock_names[cl_param(run, LOCK)], (unsigned long long)writes);
         break;
     }
+    case RW_RECURSE:
+        res->exact = SUM(reads) == 2;
+        cl_verdict(res,
+                   "under %s T1's second read lock got in while the writer waited: this kind "
+                   "lets new readers pass a waiting writer",
+                   lock_names[cl_param(run, LOCK)]);
+        break;
     case LAZY_INIT:
         check_lazy(run, res);
         break;
@@ -382,6 +398,13 @@ static void report(int fd, const struct cl_run *run)
                 lock_names[cl_param(run, LOCK)]);
         break;
     }
+    case RW_RECURSE:
+        dprintf(fd,
+                "%s lock: T1 holds a read lock and asks for it again; a new reader waits "
+                "behind the waiting writer, and the writer waits for T1's first read: "
+                "neither can move\n",
+                lock_names[cl_param(run, LOCK)]);
+        break;
     default:
         break;
     }
@@ -396,7 +419,7 @@ static void teardown(const struct cl_run *run)
     } else if (kind == EVENTS) {
         cl_event_destroy(&S.ready);
         cl_event_destroy(&S.acked);
-    } else if (kind == RW_MIX || kind == RW_STARVE) {
+    } else if (kind == RW_MIX || kind == RW_STARVE || kind == RW_RECURSE) {
         rw_destroy(&S.lock);
         for (int i = 0; i < run->threads; i++)
             free(S.tallies[i].waits);
@@ -480,6 +503,10 @@ static const struct cl_variant variants[] = {
     {"rwlock-starve", CL_HANGS,
      "readers hold the read lock hand over hand; the writer never gets in", .kind = RW_STARVE,
      .worker = rw_starve_worker, .threads = 3, .iters = 5, .max_iters = 1000, .data = &broken},
+    {"rwlock-recursive-read", CL_HANGS,
+     "a reader takes its read lock again while a writer waits (writer-preferring)",
+     .kind = RW_RECURSE, .worker = rw_recursive_worker, .threads = 2, .iters = 1, .max_iters = 1,
+     .timeout_s = 1, .data = &broken},
     {"starting-gun", CL_CORRECT, "workers released together by an event, then by a barrier",
      .kind = GUN, .worker = gun_thread, .threads = 6, .iters = 20, .max_iters = 10000},
     {"state-machine", CL_CORRECT,
@@ -503,8 +530,9 @@ static const struct cl_variant variants[] = {
 static const struct cl_param params[] = {
     [HOLD_US] = {"hold-us", "pool variants: how long a worker holds a permit, on average, in us",
                  .def = 1000, .max = 100000},
-    [LOCK] = {"lock", "rwlock-starve: the lock its readers and writer share",
-              .choices = lock_names},
+    [LOCK] = {"lock", "rwlock-starve, rwlock-recursive-read: the lock they share",
+              .choices = lock_names,
+              .unset = "reader-pref for rwlock-starve, writer-pref for rwlock-recursive-read"},
     [READS] = {"reads", "rwlock mixes: the share of operations that read, in %", .def = 90,
                .max = 100},
     [DURATION] = {"duration", "rwlock mixes: stop after this many ms", .def = 300, .min = 1,

@@ -21,6 +21,7 @@ enum kind {
     SEM_MUTEX,   /* semaphore-mutex-deadlock, semaphore-mutex-fixed */
     RW_MIX,      /* rwlock-reader-pref, -writer-pref, -fair, rwlock-mutex */
     RW_STARVE,   /* rwlock-starve */
+    RW_RECURSE,  /* rwlock-recursive-read */
     LAZY_INIT,   /* dcl-broken, dcl-atomic, once */
     GUN,         /* starting-gun */
     STATE_WAIT,  /* state-machine */
@@ -117,12 +118,12 @@ struct shared {
     struct cl_rwlock fair;         /* COSTS */
     uint64_t a, b;                 /* equal whenever no writer is inside */
     atomic_int inside, max_inside; /* readers in the read section */
-    uint64_t deadline_ns;
-    sem_t *turn;              /* RW_STARVE: each reader's go */
-    pthread_mutex_t baton_mu; /* RW_STARVE: counts the readers who got in */
+    sem_t *turn;                   /* RW_STARVE: each reader's go */
+    pthread_mutex_t baton_mu;      /* RW_STARVE: counts the readers who got in */
     pthread_cond_t baton_cv;
     uint64_t entered;
     atomic_bool writer_done;
+    _Atomic pid_t writer_tid; /* RW_RECURSE */
     /* LAZY_INIT */
     atomic_int inits;
     atomic_bool go;
@@ -154,6 +155,7 @@ void event_worker(struct cl_worker *w);
 void sem_mutex_worker(struct cl_worker *w);
 void rw_mix_worker(struct cl_worker *w);
 void rw_starve_worker(struct cl_worker *w);
+void rw_recursive_worker(struct cl_worker *w);
 void lazy_worker(struct cl_worker *w);
 void gun_thread(struct cl_worker *w);
 void state_thread(struct cl_worker *w);

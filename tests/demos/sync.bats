@@ -21,8 +21,8 @@ assert_clean() { # what
 
 # --- the declaration -------------------------------------------------------
 
-@test "sync --list: 21 variants, with their tags" {
-    assert_list sync 21
+@test "sync --list: 22 variants, with their tags" {
+    assert_list sync 22
     for v in semaphore-pool bounded join-state event-handshake semaphore-mutex-fixed \
         rwlock-reader-pref rwlock-writer-pref rwlock-fair rwlock-mutex dcl-atomic once \
         starting-gun state-machine primitive-costs; do
@@ -32,14 +32,14 @@ assert_clean() { # what
         assert_line --regexp "^$v"$'\twrong\t'
     done
     [ "$(variants_tagged sync hangs | tr '\n' ' ')" = \
-        "lost-wakeup semaphore-mutex-deadlock rwlock-starve " ]
+        "lost-wakeup semaphore-mutex-deadlock rwlock-starve rwlock-recursive-read " ]
     [ "$(variants_tagged sync racy)" = dcl-broken ]
 }
 
 @test "sync with no flags runs every variant as declared" {
     run_in_session "$S" --quiet
     assert_success # under TSan too: dcl-broken's 66 is what it declares
-    assert_output --partial "all 21 variants behaved as declared"
+    assert_output --partial "all 22 variants behaved as declared"
 }
 
 # --- semaphores ---------------------------------------------------------------
@@ -222,6 +222,32 @@ assert_clean() { # what
     done
 }
 
+@test "rwlock-recursive-read: a second read behind a waiting writer deadlocks, every run" {
+    for l in writer-pref fair; do
+        for _ in 1 2; do
+            run --separate-stderr "$S" --variant rwlock-recursive-read --lock "$l" --timeout 0.5
+            [ "$status" -eq 3 ] || fail "--lock $l: exit $status: $stderr"
+            [[ "$stderr" == *"T1: 0 of 1 operations done, holds a read lock, waits for a second one behind the writer"* ]] ||
+                fail "$stderr"
+            [[ "$stderr" == *"T2: 0 of 1 operations done, waits for the write lock (T1 holds a read lock)"* ]]
+            [[ "$stderr" == *"$l lock: T1 holds a read lock and asks for it again"* ]]
+        done
+    done
+    run --separate-stderr "$S" --variant rwlock-recursive-read --timeout 0.5 # writer-pref by default
+    [ "$status" -eq 3 ]
+    [[ "$stderr" == *"writer-pref lock: T1 holds a read lock"* ]]
+}
+
+@test "rwlock-recursive-read: glibc's PREFER_WRITER_NP lets the new read pass the waiting writer" {
+    for l in writer-np reader-pref; do
+        run --separate-stderr "$S" --variant rwlock-recursive-read --lock "$l" --json
+        assert_success
+        assert_json ".exact == true and .params.lock == \"$l\""
+        assert_json '.verdict | contains("second read lock got in while the writer waited")'
+        assert_clean "rwlock-recursive-read --lock $l"
+    done
+}
+
 # --- initialisation once ------------------------------------------------------------
 
 @test "dcl-broken, dcl-atomic, once: one initialisation, every call sees it" {
@@ -244,7 +270,8 @@ assert_clean() { # what
 --work-ns many|--work-ns: 'many' is not a whole number
 --lock nosuch|--lock
 --variant nosuch|no variant 'nosuch'
---variant rwlock-fair --lock fair|--lock: only rwlock-starve takes a lock kind, not rwlock-fair
+--variant rwlock-fair --lock fair|--lock: only rwlock-starve and rwlock-recursive-read take a lock kind, not rwlock-fair
+--variant rwlock-recursive-read --threads 3|rwlock-recursive-read runs exactly 2 threads (a reader and a writer)
 --variant event-handshake --threads 3|event-handshake runs exactly 2 threads (a producer and a consumer)
 --variant lost-wakeup --threads 1|lost-wakeup runs exactly 2 threads (a child and a parent)
 --variant rwlock-starve --threads 2|rwlock-starve needs at least 3 threads, a writer and two readers
