@@ -83,9 +83,9 @@ int cl_bsem_init(struct cl_bsem *s, unsigned value)
 {
     if (value > SEM_VALUE_MAX)
         return EINVAL;
-    if (sem_init(&s->sem, 0, value) != 0)
+    if (sem_init(&s->sem, 0, 0) != 0)
         return errno;
-    atomic_init(&s->free, (long)value);
+    atomic_init(&s->count, (long)value);
     s->bound = (long)value;
     return 0;
 }
@@ -95,57 +95,68 @@ void cl_bsem_destroy(struct cl_bsem *s)
     sem_destroy(&s->sem);
 }
 
-/* `free` drops only once the permit is ours, so it never counts a waiter as a
- * holder: a stray release while others wait is still refused when nobody holds. */
+/* `count` is the permits free less the waiters no release has handed one to yet.
+ * A permit that is free is taken with one atomic instruction; only a thread that
+ * finds none sleeps in the sem_t, and a release that finds a waiter posts to it. */
 void cl_bsem_acquire(struct cl_bsem *s)
 {
-    CL_SYS_RETRY(sem_wait(&s->sem));
-    atomic_fetch_sub_explicit(&s->free, 1, memory_order_relaxed);
+    if (atomic_fetch_sub_explicit(&s->count, 1, memory_order_acquire) > 0)
+        return;
+    CL_SYS_RETRY(sem_wait(&s->sem)); /* a release will hand us a permit */
 }
 
 bool cl_bsem_try_acquire(struct cl_bsem *s)
 {
-    if (CL_RETRY(sem_trywait(&s->sem)) == -1) {
-        if (errno != EAGAIN)
-            cl_die(__FILE__, __LINE__, "sem_trywait", errno);
-        return false;
-    }
-    atomic_fetch_sub_explicit(&s->free, 1, memory_order_relaxed);
-    return true;
+    long c = atomic_load_explicit(&s->count, memory_order_relaxed);
+    while (c > 0)
+        if (atomic_compare_exchange_weak_explicit(&s->count, &c, c - 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
 }
 
 int cl_bsem_timed_acquire(struct cl_bsem *s, double timeout_s)
 {
+    if (atomic_fetch_sub_explicit(&s->count, 1, memory_order_acquire) > 0)
+        return 0;
     /* sem_timedwait counts on CLOCK_REALTIME (sem_clockwait is what TSan misreads) */
     struct timespec at;
     CL_SYS(clock_gettime(CLOCK_REALTIME, &at));
     uint64_t ns = (uint64_t)at.tv_nsec + timeout_ns(timeout_s > 0 ? timeout_s : 0);
     at.tv_sec += (time_t)(ns / CL_NS_PER_S);
     at.tv_nsec = (long)(ns % CL_NS_PER_S);
-    if (CL_RETRY(sem_timedwait(&s->sem, &at)) == -1) {
-        if (errno != ETIMEDOUT)
-            cl_die(__FILE__, __LINE__, "sem_timedwait", errno);
-        return ETIMEDOUT;
-    }
-    atomic_fetch_sub_explicit(&s->free, 1, memory_order_relaxed);
+    if (CL_RETRY(sem_timedwait(&s->sem, &at)) == 0)
+        return 0;
+    if (errno != ETIMEDOUT)
+        cl_die(__FILE__, __LINE__, "sem_timedwait", errno);
+    /* Leave the line, unless a release has already counted us in: then its post is
+     * ours, and is taken at once. */
+    long c = atomic_load_explicit(&s->count, memory_order_relaxed);
+    while (c < 0)
+        if (atomic_compare_exchange_weak_explicit(&s->count, &c, c + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return ETIMEDOUT;
+    CL_SYS_RETRY(sem_wait(&s->sem));
     return 0;
 }
 
 int cl_bsem_release(struct cl_bsem *s)
 {
-    long f = atomic_load_explicit(&s->free, memory_order_relaxed);
+    long c = atomic_load_explicit(&s->count, memory_order_relaxed);
     do {
-        if (f >= s->bound)
+        if (c >= s->bound)
             return EOVERFLOW; /* nobody holds a permit: this one was never taken */
-    } while (!atomic_compare_exchange_weak_explicit(&s->free, &f, f + 1, memory_order_relaxed,
+    } while (!atomic_compare_exchange_weak_explicit(&s->count, &c, c + 1, memory_order_release,
                                                     memory_order_relaxed));
-    CL_SYS(sem_post(&s->sem));
+    if (c < 0)
+        CL_SYS(sem_post(&s->sem)); /* hand the permit to a waiter */
     return 0;
 }
 
 long cl_bsem_value(struct cl_bsem *s)
 {
-    return atomic_load_explicit(&s->free, memory_order_relaxed);
+    long c = atomic_load_explicit(&s->count, memory_order_relaxed);
+    return c > 0 ? c : 0;
 }
 
 /* --- Reader-writer lock, first come first served --------------------------------- */

@@ -4,8 +4,11 @@
  * cl_event: a flag and a broadcast. A set before the wait is not lost (the wait
  *   reads the flag first), and every waiter wakes on one set. It is a level, not a
  *   count: two sets before a wait are one.
- * cl_bsem: a counting semaphore on sem_t that refuses a release beyond its initial
- *   value (Python raises ValueError; this returns EOVERFLOW and changes nothing).
+ * cl_bsem: a counting semaphore that refuses a release beyond its initial value
+ *   (Python raises ValueError; this returns EOVERFLOW and changes nothing). A free
+ *   permit costs one atomic instruction; only a thread that finds none sleeps, in
+ *   a sem_t. Like Python's, it cannot tell a stray release from a holder's while
+ *   some permit is held.
  * cl_rwlock: first come, first served. Readers who arrive one after another
  *   share the lock; a writer waits for the readers ahead of it, and the readers
  *   behind it wait for the writer. Neither side can starve the other.
@@ -39,8 +42,8 @@ bool cl_event_is_set(struct cl_event *e);
 bool cl_event_wait(struct cl_event *e, double timeout_s);
 
 struct cl_bsem {
-    sem_t sem;
-    _Atomic long free; /* permits not held: bound minus the holders */
+    _Atomic long count; /* permits free, less the waiters not yet handed one */
+    sem_t sem;          /* where a thread that found no permit sleeps */
     long bound;
 };
 

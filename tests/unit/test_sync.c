@@ -174,6 +174,44 @@ static void test_bsem_admits_at_most_its_bound(void **state)
     cl_bsem_destroy(&p.s);
 }
 
+/* Timed acquires that give up while releases hand permits over: a permit handed
+ * to a waiter that timed out meanwhile must be neither lost nor doubled. */
+static void *timed_user(void *arg)
+{
+    struct pool *p = arg;
+    for (int i = 0; i < 3000; i++) {
+        if (cl_bsem_timed_acquire(&p->s, 0.00005) != 0)
+            continue;
+        int h = atomic_fetch_add(&p->holders, 1) + 1;
+        int hi = atomic_load(&p->high);
+        while (h > hi && !atomic_compare_exchange_weak(&p->high, &hi, h))
+            ;
+        cl_busy_ns(500);
+        atomic_fetch_sub(&p->holders, 1);
+        assert_int_equal(cl_bsem_release(&p->s), 0);
+    }
+    return NULL;
+}
+
+static void test_bsem_timeouts_racing_releases_keep_the_count(void **state)
+{
+    (void)state;
+    struct pool p = {0};
+    assert_int_equal(cl_bsem_init(&p.s, 1), 0);
+    pthread_t t[HOLDERS];
+    for (int i = 0; i < HOLDERS; i++)
+        CL_PT(pthread_create(&t[i], NULL, timed_user, &p));
+    for (int i = 0; i < HOLDERS; i++)
+        CL_PT(pthread_join(t[i], NULL));
+    assert_int_equal(atomic_load(&p.high), 1);
+    assert_int_equal(cl_bsem_value(&p.s), 1); /* exactly the one permit, free again */
+    assert_true(cl_bsem_try_acquire(&p.s));
+    assert_false(cl_bsem_try_acquire(&p.s));
+    assert_int_equal(cl_bsem_release(&p.s), 0);
+    assert_int_equal(cl_bsem_release(&p.s), EOVERFLOW);
+    cl_bsem_destroy(&p.s);
+}
+
 /* --- Reader-writer locks: one interface over every lock the chapter uses ------ */
 
 enum lock_kind { LIB_FAIR, GLIBC_READER, GLIBC_WRITER_NONREC, PLAIN_MUTEX };
@@ -424,6 +462,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bsem_refuses_a_release_beyond_its_bound),
         cmocka_unit_test(test_bsem_timed_acquire_times_out),
         cmocka_unit_test(test_bsem_admits_at_most_its_bound),
+        cmocka_unit_test(test_bsem_timeouts_racing_releases_keep_the_count),
         cmocka_unit_test(test_readers_are_inside_together),
         cmocka_unit_test(test_a_lock_that_serialises_readers_fails_the_rendezvous),
         cmocka_unit_test(test_writers_are_alone),
