@@ -214,7 +214,7 @@ static void test_bsem_timeouts_racing_releases_keep_the_count(void **state)
 
 /* --- Reader-writer locks: one interface over every lock the chapter uses ------ */
 
-enum lock_kind { LIB_FAIR, GLIBC_READER, GLIBC_WRITER_NONREC, PLAIN_MUTEX };
+enum lock_kind { LIB_FAIR, GLIBC_READER, GLIBC_WRITER_NP, GLIBC_WRITER_NONREC, PLAIN_MUTEX };
 
 struct any_lock {
     enum lock_kind kind;
@@ -233,9 +233,12 @@ static void lock_init(struct any_lock *l, enum lock_kind kind)
     } else {
         pthread_rwlockattr_t a;
         CL_PT(pthread_rwlockattr_init(&a));
-        CL_PT(pthread_rwlockattr_setkind_np(
-            &a, kind == GLIBC_READER ? PTHREAD_RWLOCK_PREFER_READER_NP
-                                     : PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP));
+        static const int kinds[] = {
+            [GLIBC_READER] = PTHREAD_RWLOCK_PREFER_READER_NP,
+            [GLIBC_WRITER_NP] = PTHREAD_RWLOCK_PREFER_WRITER_NP,
+            [GLIBC_WRITER_NONREC] = PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP,
+        };
+        CL_PT(pthread_rwlockattr_setkind_np(&a, kinds[kind]));
         CL_PT(pthread_rwlock_init(&l->rw, &a));
         CL_PT(pthread_rwlockattr_destroy(&a));
     }
@@ -316,6 +319,7 @@ static void test_readers_are_inside_together(void **state)
     (void)state;
     assert_true(readers_meet(LIB_FAIR, SAFETY_S));
     assert_true(readers_meet(GLIBC_READER, SAFETY_S));
+    assert_true(readers_meet(GLIBC_WRITER_NP, SAFETY_S));
     assert_true(readers_meet(GLIBC_WRITER_NONREC, SAFETY_S));
 }
 
