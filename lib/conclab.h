@@ -23,6 +23,7 @@
 #include "cl_sched.h"
 #include "cl_server.h"
 #include "cl_stencil.h"
+#include "cl_sync.h"
 #include "cl_task.h"
 #include "cl_thread.h"
 #include "cl_time.h"
