@@ -32,14 +32,17 @@ DEFAULT_TIME_S = 2.0
 SLOW_S = 10.0
 ELLIPSIS = "..."
 BUSY = re.compile(r";[^;]*: the machine is busy[^;]*")
+TSAN_ACCESS = re.compile(r"\b(Previous |)(?:[Rr]ead|[Ww]rite) of size")
 STDBUF = "/usr/libexec/coreutils/libstdbuf.so"
 
 
 def mask(line):
     """A line as the match compares it: numbers as #, spaces squeezed,"""
     # and a plural after a number as its singular ("1 wake-up", "2 wake-ups"),
-    # without the warning a demo adds when other programs took its CPUs
+    # without the warning a demo adds when other programs took its CPUs,
     line = BUSY.sub("", line)
+    # which of a race's two accesses TSan caught first, the read or the write
+    line = TSAN_ACCESS.sub(lambda m: m.group(1) + "access of size", line)
     return re.sub(r"# ([\w-]+?)s\b", r"# \1", " ".join(NUMBER.sub("#", line).split()))
 
 
