@@ -173,11 +173,11 @@ enum cl_pool_status cl_xfuture_wait(struct cl_xfuture *xf, uint64_t timeout_ns, 
                                     int *err)
 {
     struct timespec until = {0};
-    if (timeout_ns != CL_POOL_FOREVER)
+    if (timeout_ns != CL_FOREVER)
         until = cl_deadline_ns(timeout_ns);
     CL_PT(pthread_mutex_lock(&xf->mu));
     while (!xf->settled) {
-        if (timeout_ns == CL_POOL_FOREVER) {
+        if (timeout_ns == CL_FOREVER) {
             CL_PT(pthread_cond_wait(&xf->cond, &xf->mu));
             continue;
         }
@@ -395,8 +395,8 @@ static int wait_side(struct cl_bqueue *q, struct cl_bq_side *s, uint64_t timeout
                      const struct timespec *until)
 {
     s->threads_waiting++;
-    int rc = timeout_ns == CL_POOL_FOREVER ? pthread_cond_wait(&s->cond, &q->mu)
-                                           : pthread_cond_timedwait(&s->cond, &q->mu, until);
+    int rc = timeout_ns == CL_FOREVER ? pthread_cond_wait(&s->cond, &q->mu)
+                                      : pthread_cond_timedwait(&s->cond, &q->mu, until);
     s->threads_waiting--;
     if (rc != 0 && rc != ETIMEDOUT)
         cl_die(__FILE__, __LINE__, "pthread_cond_timedwait", rc);
@@ -406,7 +406,7 @@ static int wait_side(struct cl_bqueue *q, struct cl_bq_side *s, uint64_t timeout
 int cl_bqueue_put(struct cl_bqueue *q, intptr_t item, uint64_t timeout_ns)
 {
     struct timespec until = {0};
-    if (timeout_ns != CL_POOL_FOREVER)
+    if (timeout_ns != CL_FOREVER)
         until = cl_deadline_ns(timeout_ns);
     int rc = 0;
     CL_PT(pthread_mutex_lock(&q->mu));
@@ -425,7 +425,7 @@ int cl_bqueue_put(struct cl_bqueue *q, intptr_t item, uint64_t timeout_ns)
 int cl_bqueue_get(struct cl_bqueue *q, intptr_t *item, uint64_t timeout_ns)
 {
     struct timespec until = {0};
-    if (timeout_ns != CL_POOL_FOREVER)
+    if (timeout_ns != CL_FOREVER)
         until = cl_deadline_ns(timeout_ns);
     int rc = 0;
     CL_PT(pthread_mutex_lock(&q->mu));

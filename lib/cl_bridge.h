@@ -61,7 +61,7 @@ typedef void cl_task_init_fn(struct cl_task *t, void *arg);
 struct cl_xfuture *cl_run_coro_threadsafe(struct cl_loop *loop, cl_task_fn *fn, size_t frame_size,
                                           const char *name, cl_task_init_fn *init, void *arg);
 
-/* Wait at most timeout_ns (CL_POOL_FOREVER: no limit): OK with *value, FAILED
+/* Wait at most timeout_ns (CL_FOREVER: no limit): OK with *value, FAILED
  * with *err, CANCELLED, or TIMEOUT (the task goes on). */
 enum cl_pool_status cl_xfuture_wait(struct cl_xfuture *xf, uint64_t timeout_ns, intptr_t *value,
                                     int *err);
@@ -113,7 +113,7 @@ int cl_bqueue_init(struct cl_bqueue *q, struct cl_loop *loop, size_t capacity);
 /* No waiter may remain; futures still registered are released. */
 void cl_bqueue_destroy(struct cl_bqueue *q);
 
-/* Threads: block until there is room / an item, or timeout_ns (CL_POOL_FOREVER).
+/* Threads: block until there is room / an item, or timeout_ns (CL_FOREVER).
  * 0, ETIMEDOUT, or EPIPE once the queue is closed (a get drains it first). */
 int cl_bqueue_put(struct cl_bqueue *q, intptr_t item, uint64_t timeout_ns);
 int cl_bqueue_get(struct cl_bqueue *q, intptr_t *item, uint64_t timeout_ns);

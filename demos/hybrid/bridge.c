@@ -96,7 +96,7 @@ static void *producer(void *arg)
     for (int i = 0; i < lw.nitems; i++) {
         CL_SYS_RETRY(sem_wait(&lw.window)); /* only inside the getter's window */
         if (lw.fixed)
-            CL_PT(cl_bqueue_put(&lw.bq, i, CL_POOL_FOREVER));
+            CL_PT(cl_bqueue_put(&lw.bq, i, CL_FOREVER));
         else
             naive_put(i);
         atomic_fetch_add(&lw.puts, 1);
@@ -369,7 +369,7 @@ static void callback_on_error(struct cl_run *run, bool fixed)
     for (int i = 0; i < rec.n; i++) {
         intptr_t v = 0;
         int err = 0;
-        enum cl_pool_status s = cl_xfuture_wait(xf[i], CL_POOL_FOREVER, &v, &err);
+        enum cl_pool_status s = cl_xfuture_wait(xf[i], CL_FOREVER, &v, &err);
         rec.ok += s == CL_POOL_OK ? v == (intptr_t)i * i : s == CL_POOL_FAILED && err == EIO;
         cb.failed += s == CL_POOL_FAILED;
     }
@@ -449,7 +449,7 @@ static void coalescing(struct cl_run *run, struct cl_loop *loop)
     struct cl_xfuture *xf =
         cl_run_coro_threadsafe(loop, read_ran, sizeof(struct cl_task), "count", NULL, NULL);
     intptr_t ran = 0;
-    if (cl_xfuture_wait(xf, CL_POOL_FOREVER, &ran, NULL) != CL_POOL_OK)
+    if (cl_xfuture_wait(xf, CL_FOREVER, &ran, NULL) != CL_POOL_OK)
         cl_fatal("hybrid: the counting task failed");
     cl_xfuture_release(xf);
     lt.ran = (uint64_t)ran;
@@ -508,7 +508,7 @@ void run_loop_thread(struct cl_run *run)
                                                        "plus one", plus_one_init, (void *)i);
         intptr_t v = -1;
         int err = 0;
-        if (cl_xfuture_wait(xf, CL_POOL_FOREVER, &v, &err) == CL_POOL_OK && v == (intptr_t)i + 1)
+        if (cl_xfuture_wait(xf, CL_FOREVER, &v, &err) == CL_POOL_OK && v == (intptr_t)i + 1)
             rec.ok++;
         cl_xfuture_release(xf);
         ns[i] = cl_now_ns() - t0;

@@ -94,7 +94,7 @@ static void *handler(void *arg)
         CL_PT(pthread_mutex_lock(&bus.mu));
         bus.slot[id].waiting = true;
         CL_PT(pthread_mutex_unlock(&bus.mu));
-        CL_PT(cl_bqueue_put(&bus.q, id, CL_POOL_FOREVER)); /* a blocking put, from a thread */
+        CL_PT(cl_bqueue_put(&bus.q, id, CL_FOREVER)); /* a blocking put, from a thread */
         struct timespec until = cl_deadline_ns(2 * unit_ns);
         int rc = 0;
         CL_PT(pthread_mutex_lock(&bus.mu));
@@ -139,7 +139,7 @@ void run_message_bus(struct cl_run *run)
     for (int h = 0; h < HANDLERS; h++)
         CL_PT(pthread_join(ht[h], NULL));
     cl_bqueue_close(&bus.q);
-    if (cl_xfuture_wait(d, CL_POOL_FOREVER, NULL, NULL) != CL_POOL_OK)
+    if (cl_xfuture_wait(d, CL_FOREVER, NULL, NULL) != CL_POOL_OK)
         cl_fatal("hybrid: the dispatcher failed");
     cl_xfuture_release(d);
     cl_loop_release(loop);

@@ -239,7 +239,7 @@ static void test_a_thread_waits_for_a_task(void **state)
     struct cl_xfuture *ok = cl_run_coro_threadsafe(loop, napper_run, sizeof(struct napper), "ok",
                                                    napper_init, &(struct nap_args){.ms = 5});
     cl_xfuture_on_done(ok, on_done, NULL);
-    assert_int_equal(cl_xfuture_wait(ok, CL_POOL_FOREVER, &v, &err), CL_POOL_OK);
+    assert_int_equal(cl_xfuture_wait(ok, CL_FOREVER, &v, &err), CL_POOL_OK);
     assert_int_equal(v, 42);
 
     struct cl_xfuture *bad =
@@ -347,9 +347,9 @@ static void *qthread_run(void *arg)
     for (intptr_t n = 0; n < ITEMS; n++) {
         intptr_t item = -1;
         if (p->putting)
-            p->ok &= cl_bqueue_put(p->q, n, CL_POOL_FOREVER) == 0;
+            p->ok &= cl_bqueue_put(p->q, n, CL_FOREVER) == 0;
         else
-            p->ok &= cl_bqueue_get(p->q, &item, CL_POOL_FOREVER) == 0 && item == n;
+            p->ok &= cl_bqueue_get(p->q, &item, CL_FOREVER) == 0 && item == n;
     }
     return NULL;
 }
