@@ -19,6 +19,10 @@
 
 #include "cluster.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 int rank, nranks = 1;
 struct outcome outcome;
 static bool mpi_started; /* prepare knows the ranks only under MPI */
@@ -341,6 +345,28 @@ static void quiet_stdout(void)
     }
 }
 
+/* Started by hand rather than by mpirun: run through the launcher, beside this
+ * program in the build tree or where meson installs it, so that
+ * `cluster --variant send-send` is the same as `cluster-run --variant send-send`
+ * (and no --variant runs them all). */
+static void to_launcher(char **argv)
+{
+    static char self[4096], launcher[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return;
+    self[n] = '\0';
+    const char *slash = strrchr(self, '/');
+    snprintf(launcher, sizeof launcher, "%.*s/cluster-run", (int)(slash - self), self);
+    if (access(launcher, X_OK) != 0)
+        snprintf(launcher, sizeof launcher, "%s", CLUSTER_LAUNCHER);
+    if (access(launcher, X_OK) != 0)
+        return;
+    setenv("CLUSTER_DEMO", self, 1);
+    argv[0] = launcher;
+    execv(launcher, argv);
+}
+
 int main(int argc, char **argv)
 {
     /* --check-args: the launcher's question, whether these flags would run. */
@@ -370,6 +396,8 @@ int main(int argc, char **argv)
     }
     if (check_only)
         return CL_EXIT_OK;
+    if (getenv("OMPI_COMM_WORLD_SIZE") == NULL && getenv("PMIX_RANK") == NULL)
+        to_launcher(argv); /* returns only where there is none: then one rank */
     if (o.variant == NULL) {
         fprintf(stderr, "cluster: --variant: one variant per mpirun (cluster-run runs them all)\n");
         return CL_EXIT_USAGE;
@@ -389,6 +417,13 @@ int main(int argc, char **argv)
         cl_on_exit(let_rank0_speak, NULL);
     }
     int code = cl_main(&chapter, argc, argv);
+#ifdef __SANITIZE_ADDRESS__
+    /* LeakSanitizer's check now, while Open MPI's plugins are loaded: what
+     * they still hold is reachable, and what this program forgot is not.
+     * MPI_Finalize then unloads them (their memory could no longer be told
+     * apart), and the check at exit does not run again. */
+    __lsan_do_leak_check();
+#endif
     MPI_Finalize();
     return code;
 }
