@@ -137,7 +137,7 @@ enum cl_pool_status cl_pool_get(struct cl_pool_future *f, uint64_t timeout_ns, u
                                 int *err)
 {
     CL_PT(pthread_mutex_lock(&f->mu));
-    if (timeout_ns == CL_POOL_FOREVER) {
+    if (timeout_ns == CL_FOREVER) {
         while (!settled(atomic_load_explicit(&f->state, memory_order_relaxed)))
             CL_PT(pthread_cond_wait(&f->settled, &f->mu));
     } else if (!settled(atomic_load_explicit(&f->state, memory_order_relaxed)) && timeout_ns > 0) {
@@ -448,7 +448,7 @@ struct cl_pool_stats cl_pool_stats(const struct cl_pool *pool)
 struct cl_pool_iter {
     size_t n, yielded;
     struct cl_pool_future **fs; /* a reference to each */
-    uint64_t deadline_ns;       /* CL_POOL_FOREVER: none */
+    uint64_t deadline_ns;       /* CL_FOREVER: none */
     bool ordered;               /* map: input order; as_completed: as they settle */
     /* as_completed: indices of settled futures, in the order they settled */
     pthread_mutex_t mu;
@@ -465,15 +465,15 @@ struct waiting {
 
 static uint64_t remaining(const struct cl_pool_iter *it)
 {
-    if (it->deadline_ns == CL_POOL_FOREVER)
-        return CL_POOL_FOREVER;
+    if (it->deadline_ns == CL_FOREVER)
+        return CL_FOREVER;
     uint64_t now = cl_now_ns();
     return now >= it->deadline_ns ? 0 : it->deadline_ns - now;
 }
 
 static uint64_t deadline_after(uint64_t timeout_ns)
 {
-    return timeout_ns == CL_POOL_FOREVER ? CL_POOL_FOREVER : cl_now_ns() + timeout_ns;
+    return timeout_ns == CL_FOREVER ? CL_FOREVER : cl_now_ns() + timeout_ns;
 }
 
 static struct cl_pool_iter *iter_new(size_t n, uint64_t timeout_ns, bool ordered)
@@ -582,7 +582,7 @@ enum cl_pool_status cl_pool_next(struct cl_pool_iter *it, size_t *index, uint64_
         uint64_t left = remaining(it);
         if (left == 0)
             break;
-        if (left == CL_POOL_FOREVER) {
+        if (left == CL_FOREVER) {
             CL_PT(pthread_cond_wait(&it->ready_cv, &it->mu));
             continue;
         }

@@ -34,8 +34,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CL_POOL_FOREVER     UINT64_MAX /* a timeout that never expires */
-#define CL_POOL_MAX_WORKERS 4096       /* threads in one pool; more is EINVAL */
+#include "cl_time.h" /* CL_FOREVER */
+
+#define CL_POOL_MAX_WORKERS 4096 /* threads in one pool; more is EINVAL */
 
 /* A task: computes *result from arg. Returns 0, or an error code of its own
  * choosing (an errno, an application code): Python's raise. */
@@ -80,7 +81,7 @@ struct cl_pool *cl_pool_new(const struct cl_pool_opts *opts);
 struct cl_pool_future *cl_pool_submit(struct cl_pool *pool, cl_pool_fn *fn, void *arg);
 
 /* Wait until f is settled or timeout_ns has passed (0: do not wait;
- * CL_POOL_FOREVER). Returns OK (*value set), FAILED (*err set), CANCELLED or
+ * CL_FOREVER). Returns OK (*value set), FAILED (*err set), CANCELLED or
  * TIMEOUT. value and err may be NULL. */
 enum cl_pool_status cl_pool_get(struct cl_pool_future *f, uint64_t timeout_ns, uint64_t *value,
                                 int *err);

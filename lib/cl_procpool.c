@@ -558,10 +558,10 @@ enum cl_pool_status cl_procpool_wait(struct cl_procpool_batch *b, uint64_t timeo
     if (settled(state) || timeout_ns == 0) /* a settled batch may outlive its pool */
         return settled(state) ? (enum cl_pool_status)state : CL_POOL_TIMEOUT;
     struct cl_procpool *pp = b->pp;
-    struct timespec deadline = cl_deadline_ns(timeout_ns == CL_POOL_FOREVER ? 0 : timeout_ns);
+    struct timespec deadline = cl_deadline_ns(timeout_ns == CL_FOREVER ? 0 : timeout_ns);
     CL_PT(pthread_mutex_lock(&pp->mu));
     while (!settled(state = atomic_load_explicit(&b->state, memory_order_relaxed))) {
-        if (timeout_ns == CL_POOL_FOREVER) {
+        if (timeout_ns == CL_FOREVER) {
             CL_PT(pthread_cond_wait(&pp->changed, &pp->mu));
             continue;
         }

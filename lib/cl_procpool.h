@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cl_pool.h" /* enum cl_pool_status, CL_POOL_FOREVER */
+#include "cl_pool.h" /* enum cl_pool_status, CL_FOREVER */
 
 #define CL_PROCPOOL_MAX_WORKERS 256 /* processes in one pool; more is EINVAL */
 
@@ -76,7 +76,7 @@ struct cl_procpool_batch *cl_procpool_map(struct cl_procpool *pp, unsigned fn, u
                                           size_t n, size_t chunk, uint64_t *results, int *errors);
 
 /* Wait until the batch settles or timeout_ns passes (0: do not wait;
- * CL_POOL_FOREVER): OK (every item has its result or error), CANCELLED, or
+ * CL_FOREVER): OK (every item has its result or error), CANCELLED, or
  * TIMEOUT, after which its workers go on. */
 enum cl_pool_status cl_procpool_wait(struct cl_procpool_batch *b, uint64_t timeout_ns);
 

@@ -62,8 +62,7 @@
 #include <stdint.h>
 
 #include "cl_loop.h"
-
-#define CL_FOREVER UINT64_MAX /* no timeout */
+#include "cl_time.h" /* CL_FOREVER */
 
 struct cl_future;
 struct cl_task;

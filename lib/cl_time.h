@@ -8,6 +8,7 @@
 #include <time.h>
 
 #define CL_NS_PER_S 1000000000ull
+#define CL_FOREVER  UINT64_MAX /* a timeout that never expires */
 
 /* Nanoseconds on CLOCK_MONOTONIC: never jumps with the wall clock. */
 uint64_t cl_now_ns(void);

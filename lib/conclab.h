@@ -4,6 +4,7 @@
 
 #include "cl_async.h"
 #include "cl_barrier.h"
+#include "cl_bridge.h"
 #include "cl_chapter.h"
 #include "cl_check.h"
 #include "cl_child.h"
@@ -22,6 +23,7 @@
 #include "cl_sched.h"
 #include "cl_server.h"
 #include "cl_stencil.h"
+#include "cl_sync.h"
 #include "cl_task.h"
 #include "cl_thread.h"
 #include "cl_time.h"

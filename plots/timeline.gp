@@ -14,6 +14,8 @@
 #           sleeping (purple), exited (grey)
 #   key     as in common.gp (default here: "top right"); the legend runs across
 #           a row of its own above the first thread
+#   lanes   names for the rows instead of thread numbers, as gnuplot tic labels:
+#           lanes="'loop' 1, 'threads' 2" (hybrid's lanes are not threads)
 # Time runs left to right in milliseconds from the earliest start in the file.
 
 if (!exists("key")) key = "top right"
@@ -56,6 +58,7 @@ set mxtics 5
 set grid xtics noytics lc rgb "#e5e5e5"
 set xlabel "time (ms)"
 set ylabel "thread"
+if (exists("lanes")) { eval "set ytics (".lanes.")"; unset ylabel }
 set key horizontal maxrows 1
 set style fill solid 1.0 noborder
 

@@ -79,7 +79,7 @@ static double pool_round_trips(struct cl_pool *pool, uint64_t ops)
     for (uint64_t i = 0; i < ops; i++) {
         struct cl_pool_future *f = cl_pool_submit(pool, empty_task, NULL);
         uint64_t v = 0;
-        if (f == NULL || cl_pool_get(f, CL_POOL_FOREVER, &v, NULL) != CL_POOL_OK)
+        if (f == NULL || cl_pool_get(f, CL_FOREVER, &v, NULL) != CL_POOL_OK)
             cl_fatal("pool-rt: a round trip failed");
         cl_pool_release(f);
         sum += v;

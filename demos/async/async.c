@@ -115,7 +115,7 @@ static const struct cl_variant variants[] = {
      .run = run_many_waiters, .threads = 1, .data = &many_waiters_f},
     {"switch-cost", CL_CORRECT,
      "--iters hand-offs between two tasks, then two threads (condvar, futex, pipe)",
-     .kind = SWITCH_COST, .run = run_switch_cost, .threads = 2, .iters = 100000,
+     .kind = SWITCH_COST, .run = run_switch_cost, .threads = 2, .iters = 20000,
      .max_iters = 100000000, .data = &switch_cost_f},
     {"starts-at-await", CL_CORRECT, "a created task first runs at its creator's next await",
      .kind = STARTS_AT_AWAIT, .run = run_starts_at_await, .iters = 2, .data = &starts_at_await_f},

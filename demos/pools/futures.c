@@ -123,7 +123,7 @@ void run_as_completed(struct cl_run *run)
         fs[i] = submit(pool, &seen.tasks[i]);
     waiting(run, "waits in as_completed for the next task to finish");
     /* [snippet as-completed] */
-    struct cl_pool_iter *it = cl_pool_as_completed(fs, seen.n, CL_POOL_FOREVER);
+    struct cl_pool_iter *it = cl_pool_as_completed(fs, seen.n, CL_FOREVER);
     size_t i;
     uint64_t value;
     enum cl_pool_status st;
@@ -144,7 +144,7 @@ void run_map_ordered(struct cl_run *run)
     waiting(run, "waits in map for the next task in input order");
     /* [snippet map-ordered] */
     struct cl_pool_iter *it =
-        cl_pool_map(pool, sleepy_task, seen.tasks, sizeof(struct task), seen.n, CL_POOL_FOREVER);
+        cl_pool_map(pool, sleepy_task, seen.tasks, sizeof(struct task), seen.n, CL_FOREVER);
     size_t i;
     uint64_t value;
     enum cl_pool_status st;
@@ -167,7 +167,7 @@ void run_exceptions(struct cl_run *run)
         fs[i] = submit(pool, &seen.tasks[i]);
     waiting(run, "waits in as_completed for the next task to finish");
     /* [snippet exceptions] */
-    struct cl_pool_iter *it = cl_pool_as_completed(fs, seen.n, CL_POOL_FOREVER);
+    struct cl_pool_iter *it = cl_pool_as_completed(fs, seen.n, CL_FOREVER);
     size_t i;
     uint64_t value;
     int err = 0;

@@ -47,7 +47,7 @@ static void request(struct cl_pool *pool, uint64_t i)
     uint64_t v = 0;
     if (f == NULL)
         cl_die(__FILE__, __LINE__, "cl_pool_submit", errno);
-    seen.wrong += cl_pool_get(f, CL_POOL_FOREVER, &v, NULL) != CL_POOL_OK || v != i + 1;
+    seen.wrong += cl_pool_get(f, CL_FOREVER, &v, NULL) != CL_POOL_OK || v != i + 1;
     cl_pool_release(f);
 }
 
@@ -148,7 +148,7 @@ void run_no_shutdown(struct cl_run *run)
     CL_PT(pthread_mutex_unlock(&gate.mu));
     for (size_t i = 0; i < seen.n; i++) { /* every task done: the threads sit idle */
         uint64_t v = 0;
-        seen.wrong += fs[i] == NULL || cl_pool_get(fs[i], CL_POOL_FOREVER, &v, NULL) != CL_POOL_OK;
+        seen.wrong += fs[i] == NULL || cl_pool_get(fs[i], CL_FOREVER, &v, NULL) != CL_POOL_OK;
         if (fs[i] != NULL)
             cl_pool_release(fs[i]);
         progress(run);

@@ -165,7 +165,7 @@ static double thread_sweep_point(struct cl_pool *pool, uint64_t *results, size_t
         if ((fs[c] = cl_pool_submit(pool, sum_chunk, &args[c])) == NULL)
             cl_die(__FILE__, __LINE__, "cl_pool_submit", errno);
     }
-    struct cl_pool_iter *it = cl_pool_as_completed(fs, nchunks, CL_POOL_FOREVER);
+    struct cl_pool_iter *it = cl_pool_as_completed(fs, nchunks, CL_FOREVER);
     size_t i, k = 0, highest = 0;
     enum cl_pool_status st;
     while ((st = cl_pool_next(it, &i, NULL, NULL)) != CL_POOL_END) {
@@ -192,7 +192,7 @@ static double process_sweep_point(struct cl_procpool *pp, uint64_t *results, int
     /* [end process-chunks] */
     if (b == NULL)
         cl_die(__FILE__, __LINE__, "cl_procpool_map", errno);
-    seen.wrong += cl_procpool_wait(b, CL_POOL_FOREVER) != CL_POOL_OK;
+    seen.wrong += cl_procpool_wait(b, CL_FOREVER) != CL_POOL_OK;
     double ns = (double)(cl_now_ns() - t0) / (double)seen.n;
     cl_procpool_release(b);
     return ns;
@@ -325,7 +325,7 @@ void run_process_cancel(struct cl_run *run)
     int *errors = cl_xcalloc(seen.n, sizeof *errors);
     waiting(run, "waits for the batch after the cancel");
     b = cl_procpool_map(pp, PT_SLEEP_SQUARE, SLEEP_TASK_MS, seen.n, 1, results, errors);
-    seen.wrong += cl_procpool_wait(b, CL_POOL_FOREVER) != CL_POOL_OK;
+    seen.wrong += cl_procpool_wait(b, CL_FOREVER) != CL_POOL_OK;
     for (uint64_t i = 0; i < seen.n; i++)
         seen.wrong += results[i] != i * i || errors[i] != 0;
     progress(run);
@@ -353,7 +353,7 @@ void run_nested(struct cl_run *run)
         uint64_t t0 = cl_now_ns();
         struct cl_procpool_batch *b =
             cl_procpool_map(pp, PT_NESTED, threads[c], seen.n, 1, ivcsw, errors);
-        seen.wrong += cl_procpool_wait(b, CL_POOL_FOREVER) != CL_POOL_OK;
+        seen.wrong += cl_procpool_wait(b, CL_FOREVER) != CL_POOL_OK;
         seen.nested_ns[c] = cl_now_ns() - t0;
         cl_procpool_release(b);
         for (size_t i = 0; i < seen.n; i++) {

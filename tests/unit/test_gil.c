@@ -62,14 +62,23 @@ static void leave(struct gil_user *u)
         atomic_fetch_add(u->overlaps, 1);
 }
 
+/* Threads of the current test that have started: a thread that gets the GIL
+ * first keeps working past its slices until the other one has started and a
+ * hand-over has happened, so that a test on a busy machine, where the second
+ * thread may start only after the first has done all its work, still sees
+ * the two take turns. */
+static _Atomic int started;
+
 /* CPU work in slices, checking for a drop request between them: cl_gil_check
  * spelled out, so that the test leaves before each hand-over and re-enters after. */
 static void *cpu_user(void *arg)
 {
     struct gil_user *u = arg;
+    atomic_fetch_add(&started, 1);
     cl_gil_take(u->gil, &u->t);
     enter(u);
-    for (int i = 0; i < u->slices; i++) {
+    for (int i = 0;
+         i < u->slices || atomic_load(&started) < 2 || atomic_load(&u->gil->switches) == 0; i++) {
         u->sink += cl_sum_squares(SLICE);
         if (atomic_load_explicit(&u->gil->drop_request, memory_order_relaxed)) {
             leave(u);
@@ -139,6 +148,7 @@ static void test_cpu_threads_take_turns_one_at_a_time(void **state)
     assert_int_equal(cl_gil_init(&g, INTERVAL_NS), 0);
     _Atomic int overlaps = 0, holder = -1;
     struct gil_user u[2];
+    atomic_store(&started, 0);
     for (int i = 0; i < 2; i++) {
         u[i] = (struct gil_user){
             .gil = &g, .t = {.id = i}, .slices = 20000, .holder = &holder, .overlaps = &overlaps};
@@ -172,6 +182,7 @@ static void test_requests_honoured_within_two_intervals(void **state)
     assert_int_equal(cl_gil_init(&g, HONOUR_INTERVAL_NS), 0);
     _Atomic int overlaps = 0, holder = -1;
     struct gil_user u[2];
+    atomic_store(&started, 0);
     int slices = slow_build() ? 2000 : 200000; /* about 0.4 s of CPU each, natively */
     for (int i = 0; i < 2; i++) {
         u[i] = (struct gil_user){
@@ -205,6 +216,7 @@ static void test_traced_holds_never_overlap(void **state)
     cl_trace_init(&trace, 2, cl_now_ns());
     _Atomic int overlaps = 0, holder = -1;
     struct gil_user u[2];
+    atomic_store(&started, 0);
     for (int i = 0; i < 2; i++) {
         u[i] = (struct gil_user){.gil = &g,
                                  .t = {.id = i, .trace = &trace.bufs[i]},

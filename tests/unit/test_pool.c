@@ -116,7 +116,7 @@ static void test_results_and_errors_reach_their_futures(void **state)
     for (int i = 0; i < N; i++) {
         uint64_t v = 0;
         int err = 0;
-        enum cl_pool_status st = cl_pool_get(fs[i], CL_POOL_FOREVER, &v, &err);
+        enum cl_pool_status st = cl_pool_get(fs[i], CL_FOREVER, &v, &err);
         if (i % 3 == 0) { /* the error, exactly; the worker lived on to run the next */
             assert_int_equal(st, CL_POOL_FAILED);
             assert_int_equal(err, 1000 + i);
@@ -174,7 +174,7 @@ static void test_cancel_only_while_pending(void **state)
     assert_true(cl_pool_cancel(fb)); /* already cancelled: still true, as in Python */
     assert_int_equal(cl_pool_get(fb, 0, NULL, NULL), CL_POOL_CANCELLED);
     gate_set(true);
-    assert_int_equal(cl_pool_get(fa, CL_POOL_FOREVER, NULL, NULL), CL_POOL_OK);
+    assert_int_equal(cl_pool_get(fa, CL_FOREVER, NULL, NULL), CL_POOL_OK);
     assert_false(cl_pool_cancel(fa)); /* finished */
     cl_pool_release(fa);
     cl_pool_release(fb);
@@ -223,8 +223,8 @@ static void test_done_callbacks(void **state)
     cl_pool_on_done(f, note2, &s);
     assert_int_equal(s.n, 0);
     gate_set(true);
-    assert_int_equal(cl_pool_get(f, CL_POOL_FOREVER, NULL, NULL), CL_POOL_OK);
-    cl_pool_get(g, CL_POOL_FOREVER, NULL, NULL);
+    assert_int_equal(cl_pool_get(f, CL_FOREVER, NULL, NULL), CL_POOL_OK);
+    cl_pool_get(g, CL_FOREVER, NULL, NULL);
     cl_pool_shutdown(p, false); /* joined: the callbacks have run */
     assert_int_equal(s.n, 2);
     assert_int_equal(s.order[0], 1); /* in the order they were added */
@@ -273,7 +273,7 @@ static void test_map_yields_in_input_order(void **state)
     jobs[1].fail = 77;
     struct cl_pool *p = pool_of(N, false);
     uint64_t t0 = cl_now_ns();
-    struct cl_pool_iter *it = cl_pool_map(p, run_job, jobs, sizeof *jobs, N, CL_POOL_FOREVER);
+    struct cl_pool_iter *it = cl_pool_map(p, run_job, jobs, sizeof *jobs, N, CL_FOREVER);
     assert_non_null(it);
     size_t idx = 99;
     uint64_t v = 0;
@@ -333,12 +333,12 @@ static void test_as_completed_yields_in_completion_order(void **state)
     struct job quick = {.in = 100};
     struct cl_pool_future *fs[N + 1];
     fs[N] = cl_pool_submit(p, run_job, &quick);
-    assert_int_equal(cl_pool_get(fs[N], CL_POOL_FOREVER, NULL, NULL), CL_POOL_OK);
+    assert_int_equal(cl_pool_get(fs[N], CL_FOREVER, NULL, NULL), CL_POOL_OK);
     for (size_t i = 0; i < N; i++) {
         jobs[i] = (struct job){.in = i, .own_gate = true};
         fs[i] = cl_pool_submit(p, run_job, &jobs[i]);
     }
-    struct cl_pool_iter *it = cl_pool_as_completed(fs, N + 1, CL_POOL_FOREVER);
+    struct cl_pool_iter *it = cl_pool_as_completed(fs, N + 1, CL_FOREVER);
     size_t idx;
     uint64_t v;
     assert_int_equal(cl_pool_next(it, &idx, &v, NULL), CL_POOL_OK);
@@ -377,7 +377,7 @@ static void test_as_completed_deadline_then_end_before_all_settle(void **state)
     cl_pool_iter_end(it); /* the futures settle after, with the iterator gone */
     gate_set(true);
     for (size_t i = 0; i < N; i++) {
-        assert_int_equal(cl_pool_get(fs[i], CL_POOL_FOREVER, NULL, NULL), CL_POOL_OK);
+        assert_int_equal(cl_pool_get(fs[i], CL_FOREVER, NULL, NULL), CL_POOL_OK);
         cl_pool_release(fs[i]);
     }
     cl_pool_shutdown(p, false);
@@ -502,7 +502,7 @@ static void test_threads_start_on_demand_up_to_the_cap(void **state)
     assert_int_equal(cl_pool_stats(p).threads, 0);
     struct job one = {.in = 1};
     struct cl_pool_future *f = cl_pool_submit(p, run_job, &one);
-    cl_pool_get(f, CL_POOL_FOREVER, NULL, NULL);
+    cl_pool_get(f, CL_FOREVER, NULL, NULL);
     cl_pool_release(f);
     assert_int_equal(cl_pool_stats(p).threads, 1);
     gate_set(false);

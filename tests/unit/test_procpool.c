@@ -120,12 +120,12 @@ static void test_per_item_errors_and_unknown_tasks(void **state)
     int errors[N];
     struct cl_procpool *pp = pool_of(2, false);
     struct cl_procpool_batch *b = cl_procpool_map(pp, FAIL_ODD, 0, N, 3, results, errors);
-    assert_int_equal(cl_procpool_wait(b, CL_POOL_FOREVER), CL_POOL_OK);
+    assert_int_equal(cl_procpool_wait(b, CL_FOREVER), CL_POOL_OK);
     for (int i = 0; i < N; i++)
         assert_int_equal(errors[i], i % 2 ? EDOM : 0);
     cl_procpool_release(b);
     b = cl_procpool_map(pp, NTASKS + 5, 0, N, 4, results, errors);
-    assert_int_equal(cl_procpool_wait(b, CL_POOL_FOREVER), CL_POOL_OK);
+    assert_int_equal(cl_procpool_wait(b, CL_FOREVER), CL_POOL_OK);
     for (int i = 0; i < N; i++)
         assert_int_equal(errors[i], ENOSYS);
     cl_procpool_release(b);
