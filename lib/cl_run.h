@@ -85,12 +85,18 @@ void cl_metric_int(struct cl_result *r, const char *name, long long value);
 void cl_metric_real(struct cl_result *r, const char *name, double value);
 __attribute__((format(printf, 2, 3))) void cl_verdict(struct cl_result *r, const char *fmt, ...);
 
-/* Count one completed operation. Only the owner writes its counter, so a
+/* Count n completed operations. Only the owner writes its counter, so a
  * relaxed load and store suffice: no locked instruction on the hot path. */
-static inline void cl_tick(struct cl_worker *w)
+static inline void cl_tick_n(struct cl_worker *w, uint64_t n)
 {
     uint64_t done = atomic_load_explicit(&w->progress, memory_order_relaxed);
-    atomic_store_explicit(&w->progress, done + 1, memory_order_relaxed);
+    atomic_store_explicit(&w->progress, done + n, memory_order_relaxed);
+}
+
+/* Count one completed operation. */
+static inline void cl_tick(struct cl_worker *w)
+{
+    cl_tick_n(w, 1);
 }
 
 /* Say what this thread is about to wait for ("waits for fork 2"), or NULL once
