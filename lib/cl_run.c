@@ -161,8 +161,12 @@ static _Noreturn void stop_interrupted(const struct cl_run *run)
         cl_json_end(&j);
     } else {
         char a[32], b[32];
-        printf("%s: interrupted after %s of %s operations", run->variant->name,
-               cl_fmt_count(done, a), cl_fmt_count(total, b));
+        if (total > 0)
+            printf("%s: interrupted after %s of %s operations", run->variant->name,
+                   cl_fmt_count(done, a), cl_fmt_count(total, b));
+        else /* a run bounded by time, not by a count */
+            printf("%s: interrupted after %s operations", run->variant->name,
+                   cl_fmt_count(done, a));
         printf(at == RUN ? "\n" : " (in %s)\n", phase_names[at]);
     }
     fflush(stdout);
@@ -601,10 +605,14 @@ static void print_human(const struct cl_run *run, const struct cl_result *res, b
     }
     char tags[64], a[32], b[32];
     printf("\n%s [%s]: %s\n", v->name, cl_tags_str(v->tags, tags, sizeof tags), v->desc);
-    printf("  %d thread%s x %s operations%s in %.4f s (%.1f ns/op)\n", run->threads,
-           run->threads == 1 ? "" : "s", cl_fmt_count(run->iters, a),
-           capped ? " (capped for this variant)" : "", run->wall_s,
-           run->wall_s * 1e9 / (double)res->ops);
+    if (run->iters > 0)
+        printf("  %d thread%s x %s operations%s in %.4f s (%.1f ns/op)\n", run->threads,
+               run->threads == 1 ? "" : "s", cl_fmt_count(run->iters, a),
+               capped ? " (capped for this variant)" : "", run->wall_s,
+               run->wall_s * 1e9 / (double)res->ops);
+    else /* a run bounded by time: the operations are what it did */
+        printf("  %d thread%s, %s operations in %.4f s\n", run->threads,
+               run->threads == 1 ? "" : "s", cl_fmt_count(res->ops, a), run->wall_s);
     for (size_t i = 0; i < res->nmetrics; i++) {
         const struct cl_metric *m = &res->metrics[i];
         if (m->integer && m->value >= 0)

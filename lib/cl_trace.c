@@ -160,6 +160,15 @@ void cl_trace_write_json(const struct cl_trace *t, FILE *f, const char *label)
     cl_json_end(&j);
 }
 
+FILE *cl_samples_open(const char *trace)
+{
+    char path[4096];
+    const char *dot = strrchr(trace, '.');
+    int stem = dot != NULL ? (int)(dot - trace) : (int)strlen(trace);
+    snprintf(path, sizeof path, "%.*s.samples.tsv", stem, trace);
+    return fopen(path, "w");
+}
+
 bool cl_trace_is_csv(const char *path)
 {
     size_t n = strlen(path);

@@ -71,4 +71,9 @@ bool cl_trace_is_csv(const char *path);
 void cl_trace_write_csv(const struct cl_trace *t, FILE *f);
 void cl_trace_write_json(const struct cl_trace *t, FILE *f, const char *label);
 
+/* FILE.samples.tsv beside --trace FILE.csv (FILE.ext: the extension replaced),
+ * opened for writing: a demo's samples over time for plots/series.gp, a header
+ * line of column names, then one row a line. NULL when it cannot be created. */
+FILE *cl_samples_open(const char *trace);
+
 #endif

@@ -88,11 +88,7 @@ static void on_sample(struct cl_lag_monitor *m, uint64_t due_ns, uint64_t ran_ns
 /* With --trace FILE.csv, the monitor's samples also go to FILE.samples.tsv. */
 static void write_samples(const char *trace)
 {
-    char path[4096];
-    const char *dot = strrchr(trace, '.');
-    int stem = dot != NULL ? (int)(dot - trace) : (int)strlen(trace);
-    snprintf(path, sizeof path, "%.*s.samples.tsv", stem, trace);
-    FILE *f = fopen(path, "w");
+    FILE *f = cl_samples_open(trace);
     if (f == NULL)
         return;
     fprintf(f, "t_s\tlag_ms\n");

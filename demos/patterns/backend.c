@@ -262,11 +262,7 @@ void backend_write_samples(const char *trace, uint64_t slot_ns, bool attempts)
         all[s]++;
         retries[s] += attempts && (sh->arrivals[i].tag & 0xfu) >= 2;
     }
-    char path[4096];
-    const char *dot = strrchr(trace, '.');
-    int stem = dot != NULL ? (int)(dot - trace) : (int)strlen(trace);
-    snprintf(path, sizeof path, "%.*s.samples.tsv", stem, trace);
-    FILE *f = fopen(path, "w");
+    FILE *f = cl_samples_open(trace);
     if (f != NULL) {
         double per = 1e9 / (double)slot_ns; /* a slot's count, per second */
         fprintf(f, "t_s\tper_s\tretries_per_s\n");

@@ -103,11 +103,7 @@ void sampler_stop(void)
 /* With --trace FILE.csv, the samples go to FILE.samples.tsv for the charts. */
 void sampler_write(const char *trace)
 {
-    char path[4096];
-    const char *dot = strrchr(trace, '.');
-    int stem = dot != NULL ? (int)(dot - trace) : (int)strlen(trace);
-    snprintf(path, sizeof path, "%.*s.samples.tsv", stem, trace);
-    FILE *f = fopen(path, "w");
+    FILE *f = cl_samples_open(trace);
     if (f == NULL)
         return;
     fprintf(f, "t_s\trss_mib\tfill\tfill_pct\n");
