@@ -12,7 +12,7 @@
 #define CL_MAX_THREADS_DEFAULT 4096 /* --threads cap of a chapter that sets none */
 #define CL_MAX_ITERS           1000000000ull
 #define CL_MAX_TIMEOUT         3600.0
-#define CL_MAX_PARAMS          16 /* a chapter's own flags; more stops cl_main */
+#define CL_MAX_PARAMS          20 /* a chapter's own flags; more stops cl_main */
 
 struct cl_opts {
     const struct cl_variant *variant; /* NULL: run them all */

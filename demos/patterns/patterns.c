@@ -62,6 +62,7 @@ static const struct cl_variant variants[] = {
 };
 
 static const char *const dist_names[] = {"fixed", "uniform", NULL};
+static const char *const load_names[] = {"clients", "wrk", NULL};
 
 static const struct cl_param params[] = {
     [RATE] = {"rate", "limiters: requests per second", .def = 40, .min = 1, .max = 10000},
@@ -95,6 +96,10 @@ static const struct cl_param params[] = {
                      .max = 60000},
     [LIMIT] = {"limit", "requests in flight (semaphore-not-rate), connections (conn-pool) at most",
                .min = 1, .max = 256, .unset = "per variant: 4 semaphore-not-rate, 5 conn-pool"},
+    [LOAD] = {"load",
+              "graceful, event-first: --threads clients of this program's, or wrk's "
+              "--threads connections (wrk installed at build time)",
+              .choices = load_names},
 };
 
 static void fill(struct cl_run *run, enum param p, long long value)
@@ -149,6 +154,10 @@ static int prepare(struct cl_run *run, char *err, size_t len)
                  "the producer, consumers)");
         return 1;
     }
+    if (cl_param_given(run, LOAD) && kind != SHUTDOWN) {
+        snprintf(err, len, "patterns: --load: only for graceful and event-first");
+        return 1;
+    }
     if (kind == SHUTDOWN)
         run->threads += 1; /* the operator, who sends SIGTERM */
     return 0;
@@ -157,9 +166,13 @@ static int prepare(struct cl_run *run, char *err, size_t len)
 static void check(const struct cl_run *run, struct cl_result *res)
 {
     enum kind kind = run->variant->kind;
-    if (run->opts->trace != NULL) /* the backend's arrivals over time, for the charts */
-        backend_write_samples(run->opts->trace, kind == RETRY ? CL_MS(10) : CL_MS(100),
-                              kind == RETRY);
+    const char *trace = run->opts->trace; /* the samples over time, for the charts */
+    if (trace != NULL && kind == BREAKER)
+        breaker_write_samples(trace);
+    else if (trace != NULL && kind == SHUTDOWN)
+        shutdown_write_samples(trace);
+    else if (trace != NULL) /* the backend's arrivals */
+        backend_write_samples(trace, kind == RETRY ? CL_MS(10) : CL_MS(100), kind == RETRY);
     switch ((enum kind)run->variant->kind) {
     case LIMITER:
     case LIMITED_RETRY:

@@ -42,7 +42,10 @@ enum param {
     TRIALS,
     RECOVERY_MS,
     LIMIT,
+    LOAD,
 };
+
+enum load { LOAD_CLIENTS, LOAD_WRK }; /* --load: who makes a shutdown's load */
 
 /* ---- the backend: a child process whose counts are the referee ---- */
 
@@ -166,6 +169,9 @@ extern const struct backoff backoff_sync, backoff_jitter;
 void run_shutdown(struct cl_run *run);
 void judge_shutdown(const struct cl_run *run, struct cl_result *res);
 void shutdown_free(void);
+/* With --trace FILE: FILE.samples.tsv of the run (see each for its columns). */
+void shutdown_write_samples(const char *trace);
+void breaker_write_samples(const char *trace);
 /* A shutdown variant's order: the drain it gives the requests in flight. */
 struct stop_order {
     uint64_t drain_ns; /* 0: the stop flag first, nothing drained */

@@ -403,6 +403,38 @@ void judge_breaker(const struct cl_run *run, struct cl_result *res)
     (void)run;
 }
 
+/* With --trace FILE: FILE.samples.tsv, the breaker's state every 10 ms and at
+ * each change (0 closed, 1 half-open, 2 open: how much it refuses), and 1 in
+ * `down` while the backend answered 503 to everything. */
+static void breaker_sample(FILE *f, uint64_t t, enum state s)
+{
+    static const int level[] = {[CLOSED] = 0, [HALF_OPEN] = 1, [OPEN] = 2};
+    const struct faults *fl = &rt.b.sh->f;
+    uint64_t since = rt.t0 + t - atomic_load(&rt.b.sh->t0_ns); /* the backend's clock */
+    fprintf(f, "%.4f\t%d\t%d\n", (double)t / 1e9, level[s],
+            since >= fl->down_at_ns && since < fl->down_at_ns + fl->down_for_ns);
+}
+
+void breaker_write_samples(const char *trace)
+{
+    FILE *f = cl_samples_open(trace);
+    if (f == NULL)
+        return;
+    const struct breaker *b = &cb.br;
+    uint64_t slot = CL_MS(10), end = cb.end_ns - rt.t0 + slot;
+    size_t next = 0;
+    enum state now = CLOSED;
+    fprintf(f, "t_s\tstate\tdown\n");
+    for (uint64_t t = 0; t <= end; t += slot) {
+        for (; next < b->nchanges && b->changes[next].t_ns - rt.t0 <= t; next++) {
+            now = b->changes[next].to;
+            breaker_sample(f, b->changes[next].t_ns - rt.t0, now);
+        }
+        breaker_sample(f, t, now);
+    }
+    fclose(f);
+}
+
 void retry_free(void)
 {
     backend_free(&rt.b);

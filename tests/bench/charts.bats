@@ -83,6 +83,14 @@ marks() { tr -cd '*#$%@&=ABCDEFGH' <<<"$output" | wc -c; }
     for label in "high 80" "low 30"; do assert_output --partial "$label"; done
 }
 
+@test "series: several columns of one file as steps, a shaded span, named tics" {
+    draw series "in='$F/shutdown.samples.tsv'; ys='answered refused no_reply'; labels=\"answered refused 'no reply'\"; steps=1; shade='draining'; shade_label='draining'"
+    for label in answered refused "no reply" draining "time (s)"; do assert_output --partial "$label"; done
+    [ "$(marks)" -gt 80 ]
+    draw series "in='$F/breaker.samples.tsv'; y='state'; steps=1; shade='down'; ytics=\"('closed' 0, 'half-open' 1, 'open' 2)\""
+    for label in closed half-open open down; do assert_output --partial "$label"; done
+}
+
 @test "svg and png: both files, whole, for every kind" {
     d=$BATS_TEST_TMPDIR
     while IFS='|' read -r kind vars; do
@@ -97,6 +105,7 @@ lines|in='$F/lines-errors.tsv'; errors=1; colours='3 1'
 speedup|in='$F/speedup.tsv'; ideal=2; cores=2
 timeline|in='$F/timeline.csv'
 series|in='$F/bounded.samples.tsv'
+series|in='$F/shutdown.samples.tsv'; ys='answered refused'; steps=1; shade='draining'
 TABLE
 }
 

@@ -209,6 +209,20 @@ run_variant() {
     assert_json '.metrics.drain_ms < 150 and .metrics.no_reply >= .metrics.server_dropped'
 }
 
+@test "graceful and event-first under wrk's load: drained, or the in-flight requests cut" {
+    command -v wrk >/dev/null || skip "wrk is not installed"
+    run_variant graceful --load wrk --threads 16
+    assert_json '.exact == true and .threads == 1'
+    assert_json '.metrics.server_requests == .metrics.server_responses'
+    assert_json '.metrics.completed == .metrics.server_responses and .metrics.server_dropped == 0'
+    assert_json '.metrics.wrk_errors > 0 and .metrics.drain_ms <= 150 + 500'
+    [[ "$(json_field .verdict "$output")" == *"wrk's 16 connections got"* ]] || fail "$output"
+    run_variant event-first --load wrk --threads 16
+    assert_json '.exact == false and .metrics.server_dropped >= 1'
+    assert_json '.metrics.server_requests == .metrics.server_responses + .metrics.server_dropped'
+    assert_json '.metrics.completed == .metrics.server_responses'
+}
+
 @test "pipeline-stop: the producer blocked in put hands its item back; none lost or doubled" {
     run_variant pipeline-stop
     assert_json '.exact == true and .metrics.blocked_at_close == 1 and .metrics.lost == 0'
@@ -229,6 +243,34 @@ run_variant() {
     assert_json ".metrics.retries == $retries"
 }
 
+@test "--trace of the breaker: its state at every change, open only while the backend was down" {
+    run_variant circuit-breaker --latency-ms 20 --trace "$BATS_TEST_TMPDIR/b.csv"
+    f="$BATS_TEST_TMPDIR/b.samples.tsv"
+    [ "$(head -1 "$f")" = $'t_s\tstate\tdown' ] || fail "$(head -3 "$f")"
+    # the states in order, each change once: closed, then open and half-open in
+    # turn, and closed at the end; no change to open while the backend was up
+    states=$(awk -F'\t' 'NR == 1 { last = -1 } NR > 1 && $2 != last { printf "%s ", $2; last = $2 }' "$f")
+    [[ "$states" =~ ^0\ 2\ (1\ 2\ )*1\ 0\ $ ]] || fail "states: $states"
+    opened_up=$(awk -F'\t' 'NR > 1 && $2 == 2 && last != 2 && $3 == 0 { n++ } { last = $2 } END { print n + 0 }' "$f")
+    [ "$opened_up" -eq 0 ] || fail "opened $opened_up times while the backend was up"
+    changes=$(awk -F'\t' 'NR == 1 { last = -1 } NR > 1 && $2 != last { n++; last = $2 } END { print n }' "$f")
+    assert_json ".metrics.state_changes == $changes"
+}
+
+@test "--trace of a shutdown: what the clients saw, in running counts, and the drain" {
+    run_variant graceful --threads 8 --trace "$BATS_TEST_TMPDIR/g.csv"
+    f="$BATS_TEST_TMPDIR/g.samples.tsv"
+    [ "$(head -1 "$f")" = $'t_s\tanswered\trefused\tno_reply\terrors\tdraining' ] || fail "$(head -3 "$f")"
+    read -r answered refused no_reply < <(tail -1 "$f" | cut -f2-4)
+    assert_json ".metrics.completed == $answered and .metrics.refused == $refused"
+    assert_json ".metrics.no_reply == $no_reply"
+    # the drain starts at SIGTERM (400 ms) and nobody is refused before it
+    first=$(awk -F'\t' 'NR > 1 && $6 == 1 { print $1; exit }' "$f")
+    [[ "$first" == 0.39* || "$first" == 0.40* ]] || fail "draining from $first"
+    early=$(awk -F'\t' 'NR > 1 && $1 < 0.39 { n = $3 } END { print n + 0 }' "$f")
+    [ "$early" -eq 0 ] || fail "$early refused before SIGTERM"
+}
+
 # --- bad input, Ctrl-C, hangs -------------------------------------------------
 
 @test "bad input: one line and exit 2" {
@@ -245,6 +287,8 @@ run_variant() {
 --variant conn-pool-grow --threads 2|--threads
 --variant conn-pool --limit 1|--limit
 --variant pipeline-stop --threads 2|--threads
+--variant token-bucket --load wrk|--load
+--variant graceful --load curl|--load
 --variant nope|nope
 EOF
 }
