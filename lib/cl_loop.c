@@ -31,6 +31,16 @@ static void count_step(struct cl_loop *loop)
     atomic_store_explicit(loop->steps, n + 1, memory_order_relaxed);
 }
 
+/* opts.heartbeat_ns: a timer of the program's is still due, so the loop waits
+ * for it; it is not stuck. */
+static void heartbeat(struct cl_timer *t)
+{
+    struct cl_loop *loop = (struct cl_loop *)((char *)t - offsetof(struct cl_loop, heartbeat));
+    if (loop->nheap > loop->background_timers)
+        count_step(loop);
+    cl_timer_start(loop, t, loop->heartbeat_ns);
+}
+
 /* Between two callbacks, as CPython's eval loop checks between bytecodes: hand
  * the GIL over if a thread has asked for it. */
 static void gil_check(struct cl_loop *loop)
@@ -344,11 +354,22 @@ struct cl_loop *cl_loop_new(const struct cl_loop_opts *opts)
         errno = rc;
         return NULL;
     }
+    if (opts != NULL && opts->heartbeat_ns > 0) {
+        loop->heartbeat = (struct cl_timer){.background = true, .cb = heartbeat};
+        loop->heartbeat_ns = opts->heartbeat_ns;
+        cl_timer_start(loop, &loop->heartbeat, loop->heartbeat_ns);
+    }
     return loop;
+}
+
+void cl_loop_heartbeat_stop(struct cl_loop *loop)
+{
+    cl_timer_stop(loop, &loop->heartbeat);
 }
 
 void cl_loop_free(struct cl_loop *loop)
 {
+    cl_timer_stop(loop, &loop->heartbeat);
     if (loop->shutdown != NULL)
         loop->shutdown(loop);
     cl_io_stop(loop, &loop->wake_io);

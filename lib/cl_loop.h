@@ -84,6 +84,11 @@ struct cl_loop_opts {
      * runner's watchdog counts the loop's callbacks as progress. The loop
      * thread must be its only writer (a load and a store, no locked add). */
     _Atomic uint64_t *steps;
+    /* 0, or: while a timer of the program's is armed, add one to *steps every
+     * heartbeat_ns, because a loop that waits for a timer still due is not
+     * stuck. A loop that waits for nothing at all (a task awaiting a future no
+     * one will set) still makes no progress, and the watchdog sees it. */
+    uint64_t heartbeat_ns;
 };
 
 struct cl_tasks; /* cl_task.c's registry of tasks */
@@ -128,6 +133,8 @@ struct cl_loop {
     _Atomic(const char *) running; /* name of the task being stepped, or NULL */
     _Atomic uint64_t *steps;       /* callbacks run so far (opts.steps or own_steps) */
     _Atomic uint64_t own_steps;
+    struct cl_timer heartbeat; /* opts.heartbeat_ns's background timer */
+    uint64_t heartbeat_ns;
 
     /* Tasks (cl_task.c): the registry, and what cl_loop_free must do first. */
     _Atomic(struct cl_tasks *) tasks;
@@ -168,6 +175,10 @@ void cl_timer_start(struct cl_loop *loop, struct cl_timer *t, uint64_t delay_ns)
 void cl_timer_start_at(struct cl_loop *loop, struct cl_timer *t, uint64_t at_ns);
 /* Disarm; harmless on a timer that is not armed. */
 void cl_timer_stop(struct cl_loop *loop, struct cl_timer *t);
+
+/* Stop opts.heartbeat_ns's timer: for a run that never waits, where it would
+ * make the loop read the clock at every iteration. */
+void cl_loop_heartbeat_stop(struct cl_loop *loop);
 
 static inline bool cl_timer_armed(const struct cl_timer *t)
 {

@@ -73,7 +73,7 @@ extern uint64_t unit_ns; /* one unit: the guides' second, --unit-ms */
 
 /* The run's loop: each callback it runs is one operation of worker 0 (the
  * watchdog's progress), and the chapter's report hook names its tasks. A
- * timer still due counts as progress too (every unit/2), so a long sleep is
+ * timer still due counts as progress too (every 50 ms), so a long sleep is
  * not a hang; a loop that waits for nothing at all is one. */
 struct cl_loop *loop_open(struct cl_run *run);
 /* No heartbeat: for a run that never sleeps, where it would make every

@@ -33,29 +33,19 @@ double units_since(uint64_t t0)
 
 static struct cl_run *the_run;
 static _Atomic(struct cl_loop *) shown; /* the loop the watchdog's report walks */
-static struct cl_timer heartbeat;
 
+/* A timer of the program's still due counts as progress this often: a long
+ * sleep is not a hang. */
 #define HEARTBEAT_NS CL_MS(50)
-
-/* A timer of the program's still due: the loop waits for it, it is not stuck. */
-static void beat(struct cl_timer *t)
-{
-    struct cl_loop *loop = atomic_load_explicit(&shown, memory_order_relaxed);
-    if (loop->nheap > loop->background_timers)
-        cl_tick(&the_run->workers[0]);
-    cl_timer_start(loop, t, HEARTBEAT_NS);
-}
 
 struct cl_loop *loop_open(struct cl_run *run, struct cl_gil *gil)
 {
-    struct cl_loop *loop = cl_loop_new(
-        &(struct cl_loop_opts){.steps = &run->workers[0].progress, .gil = gil, .gil_id = 0});
+    struct cl_loop *loop = cl_loop_new(&(struct cl_loop_opts){
+        .steps = &run->workers[0].progress, .heartbeat_ns = HEARTBEAT_NS, .gil = gil, .gil_id = 0});
     if (loop == NULL)
         cl_refuse(run, "cl_loop_new", errno, "an epoll instance and an eventfd");
     the_run = run;
-    heartbeat = (struct cl_timer){.background = true, .cb = beat};
     atomic_store_explicit(&shown, loop, memory_order_release);
-    cl_timer_start(loop, &heartbeat, HEARTBEAT_NS);
     cl_status(&run->workers[0], "runs the event loop (an operation: one callback)");
     return loop;
 }
@@ -69,7 +59,6 @@ void loop_run_until(struct cl_loop *loop, struct cl_future *f)
 
 void loop_close(struct cl_loop *loop)
 {
-    cl_timer_stop(loop, &heartbeat);
     cl_status(&the_run->workers[0], NULL);
     atomic_store_explicit(&shown, NULL, memory_order_release);
     cl_loop_free(loop);
@@ -113,7 +102,10 @@ void lag_close(void)
  * (with fewer than 100 samples, the largest: one stall is never averaged away). */
 double lag_p99_ms(void)
 {
-    return lag.n == 0 ? 0 : (double)lag.lag_ns[(lag.n * 99 + 99) / 100 - 1] / 1e6;
+    if (lag.n == 0)
+        return 0;
+    size_t rank = (lag.n * 99 + 99) / 100; /* 1-based */
+    return (double)lag.lag_ns[rank - 1] / 1e6;
 }
 
 double lag_max_ms(void)

@@ -662,6 +662,29 @@ static void test_lag_monitor_is_not_progress(void **state)
     cl_loop_free(loop);
 }
 
+/* The heartbeat counts while a timer of the program's is due (the first beat,
+ * at 10 ms, comes before the 100 ms timer whatever the load), never after it
+ * has fired, and not at all once stopped. */
+static void test_heartbeat_while_a_timer_is_due(void **state)
+{
+    (void)state;
+    _Atomic uint64_t steps = 0;
+    struct cl_loop_opts opts = {.steps = &steps, .heartbeat_ns = CL_MS(10)};
+    struct cl_loop *loop = cl_loop_new(&opts);
+    struct log log = {0};
+    struct marker m = {{.cb = tm_cb}, &log, 1};
+    cl_timer_start(loop, &m.timer, CL_MS(100));
+    cl_loop_run(loop); /* returns: the heartbeat alone does not keep it going */
+    assert_int_equal(log.n, 1);
+    uint64_t n = atomic_load(&steps);
+    assert_true(n >= 2 && n <= 11); /* the timer, and one beat every 10 ms before it */
+    cl_loop_heartbeat_stop(loop);
+    cl_timer_start(loop, &m.timer, CL_MS(30));
+    cl_loop_run(loop);
+    assert_int_equal(atomic_load(&steps), n + 1); /* the timer alone */
+    cl_loop_free(loop);
+}
+
 /* The percentile reads the histogram: 90 samples under 0.1 ms, 10 near 150 ms. */
 static void test_lag_percentile(void **state)
 {
@@ -751,6 +774,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stop_from_another_thread),
         cmocka_unit_test(test_lag_monitor_sees_a_blocked_loop),
         cmocka_unit_test(test_lag_monitor_is_not_progress),
+        cmocka_unit_test(test_heartbeat_while_a_timer_is_due),
         cmocka_unit_test(test_lag_percentile),
         cmocka_unit_test(test_gil_held_around_callbacks),
     };
