@@ -136,7 +136,8 @@ class Summary:
     def figure(self, spec, samples, **over):
         """A Figure from a [[summary.figure]] table (or keyword arguments) and samples."""
         s = spec | over
-        goal = stats.parse_goal(s["goal"]) if s.get("goal") else None
+        keep_goal = s.get("goal") and not (self.quick and s.get("quick_goal") is False)
+        goal = stats.parse_goal(s["goal"]) if keep_goal else None
         xs = [x for x in samples if x is not None]
         ref = next((r for r in self.refs if r.get("compare") == f"{self.chapter}:{s['name']}"), None)
         return Figure(

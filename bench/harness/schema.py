@@ -42,7 +42,7 @@ SUMMARY = {"intro": "str", "quick_note": "str", "code": "str", "figure": "figure
 FIGURE = {
     "name": "str", "what": "str", "from": "str", "ratio": "selpair", "row": "sel", "of": "of",
     "scale": "scale", "offset": "num", "floor": "str", "goal": "str", "unit": "str",
-    "in_process": "bool", "code": "str",
+    "in_process": "bool", "code": "str", "quick_goal": "bool",
 }  # fmt: skip
 DEFAULTS = {
     "kind": "hyperfine", "description": "", "params": {}, "warmup": 1, "metrics_runs": 5,

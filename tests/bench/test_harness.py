@@ -313,6 +313,17 @@ def test_a_ratio_figure_pairs_the_rounds(summary):
     assert f.sources == ("x",)
 
 
+def test_quick_goal_false_drops_the_goal_in_a_quick_run_only(summary):
+    spec = {"name": "m_over_a", "what": "mutex ÷ atomic", "from": "x", "ratio": [{"variant": "mutex"}, {"variant": "atomic"}],
+            "goal": "< 0.1", "quick_goal": False}  # fmt: skip
+    assert summary.quick
+    (f,) = summary.evaluate(spec, None)
+    assert f.goal is None and f.result == "info"
+    summary.quick = False
+    (f,) = summary.evaluate(spec, None)
+    assert f.result == "FAIL"
+
+
 def test_row_figures_scale_divide_by_a_floor_and_shift(summary):
     (f,) = summary.evaluate({"name": "n", "what": "w", "from": "x", "row": {"variant": "atomic"}, "scale": "threads"}, None)
     assert f.est.value == pytest.approx(2 * 0.005 / 100 * 1e9)
