@@ -159,7 +159,7 @@ static int prepare(struct cl_run *run, char *err, size_t len)
         return 1;
     }
     if (kind == SHUTDOWN)
-        run->threads += 1; /* the operator, who sends SIGTERM */
+        shutdown_prepare(run);
     return 0;
 }
 

@@ -166,6 +166,9 @@ struct backoff {
 };
 extern const struct backoff backoff_sync, backoff_jitter;
 
+/* The workers: the operator, who sends SIGTERM, and --threads clients, or the
+ * operator alone when wrk's --threads connections make the load (--load wrk). */
+void shutdown_prepare(struct cl_run *run);
 void run_shutdown(struct cl_run *run);
 void judge_shutdown(const struct cl_run *run, struct cl_result *res);
 void shutdown_free(void);

@@ -189,6 +189,12 @@ static void shutdown_worker(struct cl_worker *w)
     (w->id == 0 ? operator : client)(w);
 }
 
+void shutdown_prepare(struct cl_run *run)
+{
+    sd.connections = cl_param(run, LOAD) == LOAD_WRK ? run->threads : 0;
+    run->threads = sd.connections > 0 ? 1 : run->threads + 1;
+}
+
 void run_shutdown(struct cl_run *run)
 {
     struct faults f;
@@ -197,7 +203,6 @@ void run_shutdown(struct cl_run *run)
     sd.drain_ns = f.drain_ns;
     sd.completed = sd.refused = sd.no_reply = sd.errors = sd.wrk_errors = 0;
     sd.nevents = 0;
-    sd.connections = cl_param(run, LOAD) == LOAD_WRK ? run->threads - 1 : 0;
     backend_start(run, &sd.b, &f);
     backend_go(&sd.b);
     sd.t0 = cl_now_ns();
@@ -207,7 +212,6 @@ void run_shutdown(struct cl_run *run)
     if (sd.connections > 0) {
 #ifdef PATTERNS_WRK
         wrk_start(run);
-        run->threads = 1; /* the operator alone: wrk is the clients */
 #else
         cl_refuse(run, "wrk", ENOENT, "--load wrk: wrk was not installed when this was built");
 #endif
