@@ -62,6 +62,11 @@ static void occ(struct shared *s, const struct cl_http_req *req, struct cl_http_
 }
 /* [end occ] */
 
+bool faults_down(const struct faults *f, uint64_t since_ns)
+{
+    return since_ns >= f->down_at_ns && since_ns < f->down_at_ns + f->down_for_ns;
+}
+
 /* [snippet faults] */
 /* The hook: on the loop's one thread, in the order requests were read, so a
  * FIFO queue is a table of when each slot frees up. */
@@ -71,8 +76,7 @@ static void faults(void *arg, const struct cl_http_req *req, struct cl_http_repl
     const struct faults *f = &s->f;
     uint64_t t0 = atomic_load_explicit(&s->t0_ns, memory_order_acquire);
     uint64_t since = t0 != 0 && req->read_ns > t0 ? req->read_ns - t0 : 0;
-    bool down = t0 != 0 && f->down_for_ns > 0 && since >= f->down_at_ns &&
-                since < f->down_at_ns + f->down_for_ns;
+    bool down = t0 != 0 && faults_down(f, since);
     r->work_ns = f->work_ns;
     if (strncmp(req->target, "/occ", 4) == 0) {
         occ(s, req, r);

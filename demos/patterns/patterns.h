@@ -95,6 +95,8 @@ struct backend {
 
 /* The faults from the run's flags. */
 void faults_from_flags(const struct cl_run *run, struct faults *f);
+/* Is the backend in its down period, since_ns after t0? */
+bool faults_down(const struct faults *f, uint64_t since_ns);
 
 /* Start the backend (this program, spawned in its backend mode) and wait for
  * its port; t0 is set when the clients start (backend_go). */

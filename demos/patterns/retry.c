@@ -74,15 +74,36 @@ static int call_with_retry(struct cl_worker *w, struct client *c, const char *pa
 }
 /* [end retry] */
 
+/* This client is done: the run's completion time is the last one's. */
+static void note_done(void)
+{
+    uint64_t done = cl_now_ns() - rt.t0, last = atomic_load(&rt.last_done_ns);
+    while (done > last && !atomic_compare_exchange_weak(&rt.last_done_ns, &last, done))
+        ;
+}
+
+/* Each client against the backend with the run's faults, from t0 on. */
+static void run_clients(struct cl_run *run, void (*client)(struct cl_worker *w))
+{
+    struct faults f;
+    faults_from_flags(run, &f);
+    rt.how = run->variant->data;
+    rt.base_ns = (uint64_t)cl_param(run, BASE_MS) * 1000000;
+    rt.last_done_ns = 0;
+    backend_start(run, &rt.b, &f);
+    backend_go(&rt.b);
+    rt.t0 = cl_now_ns();
+    cl_run_workers(run, client);
+    backend_stop(&rt.b);
+}
+
 static void retry_client(struct cl_worker *w)
 {
     struct client c;
     client_init(&c, rt.b.port);
     int status = call_with_retry(w, &c, "/item");
     atomic_fetch_add(status == 200 ? &rt.succeeded : &rt.gave_up, 1);
-    uint64_t done = cl_now_ns() - rt.t0, seen = atomic_load(&rt.last_done_ns);
-    while (done > seen && !atomic_compare_exchange_weak(&rt.last_done_ns, &seen, done))
-        ;
+    note_done();
     if (call_with_retry(w, &c, "/missing") == 404) /* a client error: one call, no retry */
         atomic_fetch_add(&rt.client_errors, 1);
     client_close(&c);
@@ -90,17 +111,9 @@ static void retry_client(struct cl_worker *w)
 
 void run_retry(struct cl_run *run)
 {
-    struct faults f;
-    faults_from_flags(run, &f);
-    rt.how = run->variant->data;
-    rt.base_ns = (uint64_t)cl_param(run, BASE_MS) * 1000000;
-    rt.attempts = rt.succeeded = rt.gave_up = rt.client_errors = rt.last_done_ns = 0;
+    rt.attempts = rt.succeeded = rt.gave_up = rt.client_errors = 0;
     memset(rt.planned, 0, sizeof rt.planned);
-    backend_start(run, &rt.b, &f);
-    backend_go(&rt.b);
-    rt.t0 = cl_now_ns();
-    cl_run_workers(run, retry_client);
-    backend_stop(&rt.b);
+    run_clients(run, retry_client);
 }
 
 void judge_retry(const struct cl_run *run, struct cl_result *res)
@@ -178,26 +191,15 @@ static void occ_client(struct cl_worker *w)
         unsigned k = attempt - 1 < OCC_CAP ? attempt - 1 : OCC_CAP;
         cl_sleep_ns(rt.how->sleep_ns(w, rt.base_ns << k));
     }
-    uint64_t done = cl_now_ns() - rt.t0, last = atomic_load(&rt.last_done_ns);
-    while (done > last && !atomic_compare_exchange_weak(&rt.last_done_ns, &last, done))
-        ;
+    note_done();
     client_close(&c);
 }
 /* [end occ-client] */
 
 void run_occ(struct cl_run *run)
 {
-    struct faults f;
-    faults_from_flags(run, &f);
-    rt.how = run->variant->data;
-    rt.base_ns = (uint64_t)cl_param(run, BASE_MS) * 1000000;
-    rt.last_done_ns = 0;
     oc.calls = oc.written = oc.gave_up = 0;
-    backend_start(run, &rt.b, &f);
-    backend_go(&rt.b);
-    rt.t0 = cl_now_ns();
-    cl_run_workers(run, occ_client);
-    backend_stop(&rt.b);
+    run_clients(run, occ_client);
 }
 
 void judge_occ(const struct cl_run *run, struct cl_result *res)
@@ -409,10 +411,8 @@ void judge_breaker(const struct cl_run *run, struct cl_result *res)
 static void breaker_sample(FILE *f, uint64_t t, enum state s)
 {
     static const int level[] = {[CLOSED] = 0, [HALF_OPEN] = 1, [OPEN] = 2};
-    const struct faults *fl = &rt.b.sh->f;
     uint64_t since = rt.t0 + t - atomic_load(&rt.b.sh->t0_ns); /* the backend's clock */
-    fprintf(f, "%.4f\t%d\t%d\n", (double)t / 1e9, level[s],
-            since >= fl->down_at_ns && since < fl->down_at_ns + fl->down_for_ns);
+    fprintf(f, "%.4f\t%d\t%d\n", (double)t / 1e9, level[s], faults_down(&rt.b.sh->f, since));
 }
 
 void breaker_write_samples(const char *trace)

@@ -36,16 +36,16 @@ const struct stop_order stop_graceful = {CL_MS(1000)}, /* answer what is in flig
     stop_event_first = {0}; /* the flag first: whatever is in flight is dropped */
 /* [end stop-order] */
 
-enum outcome { ANSWERED, REFUSED, NO_REPLY, ERROR };
+enum outcome { ANSWERED, REFUSED, NO_REPLY, ERROR, NOUTCOMES };
 
 #define EVENTS_MAX 65536 /* the clients' outcomes kept for --trace; more are counted only */
 
 static struct {
     struct backend b;
     uint64_t t0, end_ns, term_at_ns, drain_ns;
-    uint64_t term_ns, exit_ns; /* SIGTERM sent, the backend reaped: since t0 */
-    _Atomic uint64_t completed, refused, no_reply, errors;
-    uint64_t wrk_errors; /* --load wrk: its socket errors of every kind */
+    uint64_t term_ns, exit_ns;        /* SIGTERM sent, the backend reaped: since t0 */
+    _Atomic uint64_t seen[NOUTCOMES]; /* what the clients saw, by outcome */
+    uint64_t wrk_errors;              /* --load wrk: its socket errors of every kind */
     _Atomic uint32_t nevents;
     struct event {
         uint64_t t_ns; /* since t0 */
@@ -58,8 +58,7 @@ static struct {
 
 static void count(enum outcome what)
 {
-    _Atomic uint64_t *const counter[] = {&sd.completed, &sd.refused, &sd.no_reply, &sd.errors};
-    atomic_fetch_add(counter[what], 1);
+    atomic_fetch_add(&sd.seen[what], 1);
     uint32_t i = atomic_fetch_add_explicit(&sd.nevents, 1, memory_order_relaxed);
     if (i < EVENTS_MAX)
         sd.events[i] = (struct event){cl_now_ns() - sd.t0, what};
@@ -132,8 +131,8 @@ static void wrk_stop(struct cl_worker *w)
         cl_fatal("patterns: wrk exited %d without its report:\n%s", status, report);
     long long replies = strtoll(line, NULL, 10),
               non2xx = number_after(report, "Non-2xx or 3xx responses:");
-    sd.completed = (uint64_t)(replies - non2xx);
-    sd.errors = (uint64_t)non2xx;
+    sd.seen[ANSWERED] = (uint64_t)(replies - non2xx);
+    sd.seen[ERROR] = (uint64_t)non2xx;
     const char *errors = strstr(report, "Socket errors:"); /* absent when there were none */
     if (errors != NULL)
         sd.wrk_errors = (uint64_t)(number_after(errors, "connect") + number_after(errors, "read") +
@@ -201,7 +200,9 @@ void run_shutdown(struct cl_run *run)
     faults_from_flags(run, &f);
     f.drain_ns = ((const struct stop_order *)run->variant->data)->drain_ns;
     sd.drain_ns = f.drain_ns;
-    sd.completed = sd.refused = sd.no_reply = sd.errors = sd.wrk_errors = 0;
+    for (int k = 0; k < NOUTCOMES; k++)
+        sd.seen[k] = 0;
+    sd.wrk_errors = 0;
     sd.nevents = 0;
     backend_start(run, &sd.b, &f);
     backend_go(&sd.b);
@@ -230,19 +231,20 @@ void shutdown_write_samples(const char *trace)
     uint32_t n = atomic_load(&sd.nevents);
     n = n < EVENTS_MAX ? n : EVENTS_MAX;
     uint64_t slot = CL_MS(10), slots = (sd.end_ns - sd.t0) / slot + 2;
-    uint64_t(*in_slot)[4] = cl_xcalloc(slots, sizeof *in_slot);
-    for (uint32_t i = 0; i < n; i++) /* counted in the slot that ends after it */
-        in_slot[sd.events[i].t_ns / slot + 1 < slots ? sd.events[i].t_ns / slot + 1 : slots - 1]
-               [sd.events[i].what]++;
-    uint64_t seen[4] = {0};
+    uint64_t(*in_slot)[NOUTCOMES] = cl_xcalloc(slots, sizeof *in_slot);
+    for (uint32_t i = 0; i < n; i++) { /* counted in the slot that ends after it */
+        uint64_t s = sd.events[i].t_ns / slot + 1;
+        in_slot[s < slots ? s : slots - 1][sd.events[i].what]++;
+    }
+    uint64_t so_far[NOUTCOMES] = {0};
     fprintf(f, "t_s\tanswered\trefused\tno_reply\terrors\tdraining\n");
     for (uint64_t s = 0; s < slots; s++) {
         uint64_t t = s * slot;
-        for (int k = 0; k < 4; k++)
-            seen[k] += in_slot[s][k];
+        for (int k = 0; k < NOUTCOMES; k++)
+            so_far[k] += in_slot[s][k];
         fprintf(f, "%.3f\t%llu\t%llu\t%llu\t%llu\t%d\n", (double)t / 1e9,
-                (unsigned long long)seen[ANSWERED], (unsigned long long)seen[REFUSED],
-                (unsigned long long)seen[NO_REPLY], (unsigned long long)seen[ERROR],
+                (unsigned long long)so_far[ANSWERED], (unsigned long long)so_far[REFUSED],
+                (unsigned long long)so_far[NO_REPLY], (unsigned long long)so_far[ERROR],
                 t + slot > sd.term_ns && t <= sd.exit_ns);
     }
     free(in_slot);
@@ -255,19 +257,19 @@ void judge_shutdown(const struct cl_run *run, struct cl_result *res)
     uint64_t read = atomic_load(&sh->counts.requests), written = atomic_load(&sh->counts.responses);
     uint64_t dropped = atomic_load(&sh->counts.dropped);
     double drain_ms = (double)sd.b.stop_ns / 1e6, latency_ms = (double)cl_param(run, LATENCY_MS);
-    uint64_t no_reply = atomic_load(&sd.no_reply);
+    uint64_t no_reply = atomic_load(&sd.seen[NO_REPLY]);
     uint64_t idle = no_reply > dropped ? no_reply - dropped : 0; /* never read by the server */
     /* Exact: the backend exited 0 having answered every request it read, every
      * answer reached its client, no request it read went unanswered, and the drain took at most the
      * longest request plus 500 ms (the benchmark measures it against 100 ms). */
     res->exact = sd.b.exit_status == 0 && read == written && dropped == 0 &&
-                 atomic_load(&sd.completed) == written && atomic_load(&sd.errors) == 0 &&
+                 atomic_load(&sd.seen[ANSWERED]) == written && atomic_load(&sd.seen[ERROR]) == 0 &&
                  drain_ms <= 2 * latency_ms + 500;
     res->ops = read;
     cl_metric_int(res, "server_requests", (long long)read);
     cl_metric_int(res, "server_responses", (long long)written);
     cl_metric_int(res, "server_dropped", (long long)dropped);
-    cl_metric_int(res, "completed", (long long)atomic_load(&sd.completed));
+    cl_metric_int(res, "completed", (long long)atomic_load(&sd.seen[ANSWERED]));
     cl_metric_real(res, "drain_ms", drain_ms);
     double term_ms = (double)(sd.term_at_ns - sd.t0) / 1e6;
     if (sd.connections > 0) {
@@ -278,11 +280,11 @@ void judge_shutdown(const struct cl_run *run, struct cl_result *res)
                    "%llu socket errors once nobody listened",
                    term_ms, (unsigned long long)read, (unsigned long long)written,
                    (unsigned long long)dropped, drain_ms, sd.connections,
-                   (unsigned long long)atomic_load(&sd.completed),
+                   (unsigned long long)atomic_load(&sd.seen[ANSWERED]),
                    (unsigned long long)sd.wrk_errors);
         return;
     }
-    cl_metric_int(res, "refused", (long long)atomic_load(&sd.refused));
+    cl_metric_int(res, "refused", (long long)atomic_load(&sd.seen[REFUSED]));
     cl_metric_int(res, "no_reply", (long long)no_reply);
     cl_metric_int(res, "idle_resets", (long long)idle);
     cl_verdict(res,
@@ -290,8 +292,8 @@ void judge_shutdown(const struct cl_run *run, struct cl_result *res)
                "dropped), exiting %.0f ms later; clients saw %llu refused connects and %llu "
                "idle connections closed under them",
                term_ms, (unsigned long long)read, (unsigned long long)written,
-               (unsigned long long)dropped, drain_ms, (unsigned long long)atomic_load(&sd.refused),
-               (unsigned long long)idle);
+               (unsigned long long)dropped, drain_ms,
+               (unsigned long long)atomic_load(&sd.seen[REFUSED]), (unsigned long long)idle);
 }
 
 void shutdown_free(void)
