@@ -108,6 +108,38 @@ run_in_session() {
     fail "$* left processes behind:"$'\n'"$left"
 }
 
+# No sanitizer report in $stderr (set by run --separate-stderr); WHAT names the run.
+assert_clean() { # what
+    [[ "$stderr" != *ThreadSanitizer* ]] || fail "$1: TSan report: $stderr"
+    [[ "$stderr" != *AddressSanitizer* && "$stderr" != *LeakSanitizer* &&
+        "$stderr" != *"runtime error"* ]] || fail "$1: sanitizer report: $stderr"
+}
+
+# ctrl_c_group SECONDS CMD...: CMD in a session of its own and, after SECONDS, a
+# SIGINT to its whole process group, as a terminal's Ctrl-C sends it. CMD must exit
+# 130 within 1 s with its partial result, and nothing of the group may be left.
+ctrl_c_group() {
+    local delay=$1 d leader pgid t0 rc=0 ms left
+    shift
+    d=$(mktemp -d "$BATS_TEST_TMPDIR/ctrlc.XXXXXX")
+    # ThreadSanitizer itself sleeps 1 s at exit (atexit_sleep_ms) when threads remain
+    # shellcheck disable=SC2016 # $1 for the inner sh
+    TSAN_OPTIONS="${TSAN_OPTIONS-} atexit_sleep_ms=0" setsid sh -c 'echo $$ >"$1/pgid"; shift; exec "$@"' \
+        sh "$d" "$@" >"$d/out" 2>"$d/err" &
+    leader=$!
+    sleep "$delay"
+    pgid=$(cat "$d/pgid")
+    t0=$(date +%s%N)
+    kill -INT -- "-$pgid"
+    wait "$leader" || rc=$?
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    [ "$rc" -eq 130 ] || fail "$*: exit $rc: $(cat "$d/out" "$d/err")"
+    [ "$ms" -lt 1000 ] || fail "$*: took $ms ms to stop"
+    grep -q "interrupted after" "$d/out" || fail "$*: $(cat "$d/out")"
+    left=$(ps -o pid=,stat=,args= -s "$pgid" | awk '$2 !~ /^Z/') || true
+    [ -z "$left" ] || fail "$* left: $left"
+}
+
 # best_of N KEY MIN EACH CMD...: run CMD (a demo with --json) up to N times, a second
 # apart, until the jq expression KEY of its output exceeds MIN. Every run must exit 0,
 # be exact, and satisfy the jq condition EACH. Fails when no run got above MIN. A

@@ -14,11 +14,6 @@ setup() {
     H="$(demo hybrid)"
 }
 
-assert_clean() { # what
-    [[ "$stderr" != *ThreadSanitizer* ]] || fail "$1: TSan report: $stderr"
-    [[ "$stderr" != *AddressSanitizer* && "$stderr" != *"runtime error"* ]] ||
-        fail "$1: sanitizer report: $stderr"
-}
 
 # The run in $output / $status is exact and clean: exit 0, and no sanitizer report.
 assert_exact_run() { # what
@@ -271,20 +266,5 @@ EOF
 }
 
 @test "a real Ctrl-C while the process pool works: 130 within 1 s, no child left" {
-    d=$(mktemp -d "$BATS_TEST_TMPDIR/ctrlc.XXXXXX")
-    # shellcheck disable=SC2016 # $1 for the inner sh
-    TSAN_OPTIONS="${TSAN_OPTIONS-} atexit_sleep_ms=0" setsid sh -c 'echo $$ >"$1/pgid"; shift; exec "$@"' \
-        sh "$d" "$H" --variant cpu-to-procs --jobs 40 >"$d/out" 2>"$d/err" &
-    leader=$!
-    sleep 0.3
-    pgid=$(cat "$d/pgid")
-    t0=$(date +%s%N)
-    kill -INT -- "-$pgid"
-    wait "$leader" && rc=0 || rc=$?
-    ms=$((($(date +%s%N) - t0) / 1000000))
-    [ "$rc" -eq 130 ] || fail "exit $rc: $(cat "$d/out" "$d/err")"
-    [ "$ms" -lt 1000 ] || fail "took $ms ms to stop"
-    grep -q "interrupted after" "$d/out" || fail "$(cat "$d/out")"
-    left=$(ps -o pid=,stat=,args= -s "$pgid" | awk '$2 !~ /^Z/') || true
-    [ -z "$left" ] || fail "left: $left"
+    ctrl_c_group 0.3 "$H" --variant cpu-to-procs --jobs 40
 }

@@ -6,18 +6,13 @@
 # every phase, no backend left running or listening; plain and under
 # ThreadSanitizer (silent everywhere: no variant is tagged racy).
 
-# shellcheck disable=SC2016,SC2154 # $1 for the inner sh; stderr: set by run
+# shellcheck disable=SC2154 # stderr: set by run
 load common
 
 setup() {
     P="$(demo patterns)"
 }
 
-assert_clean() { # what
-    [[ "$stderr" != *ThreadSanitizer* ]] || fail "$1: TSan report: $stderr"
-    [[ "$stderr" != *AddressSanitizer* && "$stderr" != *"runtime error"* ]] ||
-        fail "$1: sanitizer report: $stderr"
-}
 
 # run_variant ARGS...: the variant in a session of its own (nothing may outlive
 # it), exit 0, clean.
@@ -312,21 +307,6 @@ EOF
     command -v wrk >/dev/null && runs+=("graceful --load wrk --threads 8 --duration-ms 2000")
     for args in "${runs[@]}"; do
         read -ra a <<<"$args"
-        v=$args
-        d=$(mktemp -d "$BATS_TEST_TMPDIR/ctrlc.XXXXXX")
-        TSAN_OPTIONS="${TSAN_OPTIONS-} atexit_sleep_ms=0" setsid sh -c 'echo $$ >"$1/pgid"; shift; exec "$@"' sh "$d" "$P" --variant "${a[@]}" \
-            >"$d/out" 2>"$d/err" &
-        leader=$!
-        sleep 0.3
-        pgid=$(cat "$d/pgid")
-        t0=$(date +%s%N)
-        kill -INT -- "-$pgid" # as a terminal does: the demo and its backend
-        wait "$leader" && rc=0 || rc=$?
-        ms=$((($(date +%s%N) - t0) / 1000000))
-        [ "$rc" -eq 130 ] || fail "$v: exit $rc: $(cat "$d/out" "$d/err")"
-        [ "$ms" -lt 1000 ] || fail "$v: took $ms ms to stop"
-        grep -q "interrupted after" "$d/out" || fail "$v: $(cat "$d/out")"
-        left=$(ps -o pid=,stat=,args= -s "$pgid" | awk '$2 !~ /^Z/') || true
-        [ -z "$left" ] || fail "$v left: $left"
+        ctrl_c_group 0.3 "$P" --variant "${a[@]}" # the demo and its backend
     done
 }

@@ -13,11 +13,6 @@ setup() {
     S="$(demo sync)"
 }
 
-assert_clean() { # what
-    [[ "$stderr" != *ThreadSanitizer* ]] || fail "$1: TSan report: $stderr"
-    [[ "$stderr" != *AddressSanitizer* && "$stderr" != *"runtime error"* ]] ||
-        fail "$1: sanitizer report: $stderr"
-}
 
 # --- the declaration -------------------------------------------------------
 
